@@ -1,0 +1,177 @@
+"""One call handed from a caller thread to a loop, and the caller's bounded wait for it.
+
+Shared by :func:`~asyncbridge_ext.run_coroutine_in_new_loop` and
+:class:`~asyncbridge_ext.LoopThread`. The caller thread blocks on a plain lock in
+short slices (so Ctrl-C works everywhere, and a SIGINT in the main thread raises
+``KeyboardInterrupt`` promptly); the loop thread records the coroutine's outcome and
+releases the lock. The coroutine's own exception object is carried across unchanged,
+which ``run_coroutine_threadsafe(...).result()`` does not do (it turns a user's
+``CancelledError("msg")`` into ``concurrent.futures.CancelledError`` without a message).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+logger = logging.getLogger("asyncbridge_ext")
+
+#: How long one blocking wait lasts before the caller checks again. Short enough that
+#: a platform whose lock waits cannot be interrupted still reacts to Ctrl-C quickly.
+WAIT_SLICE = 0.2
+
+#: Default for how long a cancelled coroutine may take to finish its ``finally`` blocks
+#: before it is abandoned with a warning.
+DEFAULT_CANCEL_GRACE = 3.0
+
+
+class Call(Generic[T]):
+    """The state of one coroutine handed to a loop thread, shared by both threads.
+
+    The loop thread writes ``result`` / ``error`` / ``settled`` (only from the loop);
+    the caller reads them after ``done`` was released. ``cancel_cause`` is written by
+    the thread that asks for cancellation, before it asks.
+    """
+
+    __slots__ = ("cancel_cause", "context", "done", "error", "result", "settled", "task")
+
+    def __init__(self) -> None:
+        self.context = contextvars.copy_context()
+        self.done = threading.Lock()
+        self.done.acquire()
+        self.result: T | None = None
+        self.error: BaseException | None = None
+        self.settled = False
+        self.task: asyncio.Task[None] | None = None
+        self.cancel_cause: str | None = None
+
+
+async def capture_outcome(call: Call[T], coro: Coroutine[Any, Any, T], release: bool) -> None:
+    """Await ``coro`` on the current loop and store its result or exception in ``call``.
+
+    Runs on the loop thread. Catches everything, ``KeyboardInterrupt`` and
+    ``CancelledError`` included, so the exact exception object reaches the caller and
+    the loop itself is never torn down by the user's error.
+    """
+    __tracebackhide__ = True
+    try:
+        call.result = await coro
+    except BaseException as exc:
+        call.error = exc
+    finally:
+        call.settled = True
+        if release:
+            _release(call)
+
+
+def _release(call: Call[Any]) -> None:
+    try:
+        call.done.release()
+    except RuntimeError:
+        pass  # LoopThread.close() already gave up on this call and released it
+
+
+def cancel_if_running(call: Call[Any]) -> None:
+    """Cancel the call's task unless its coroutine already finished. Runs on the loop."""
+    if not call.settled and call.task is not None:
+        call.task.cancel()
+
+
+def _acquire_by(lock: threading.Lock, deadline: float | None) -> bool:
+    """Wait for ``lock`` until ``deadline`` (monotonic), in short slices."""
+    while True:
+        if deadline is None:
+            if lock.acquire(timeout=WAIT_SLICE):
+                return True
+            continue
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return lock.acquire(blocking=False)
+        if lock.acquire(timeout=min(remaining, WAIT_SLICE)):
+            return True
+
+
+def _wait_for_cancelled(call: Call[Any], grace: float, what: str) -> bool:
+    """After cancellation was requested, wait up to ``grace`` seconds for the coroutine.
+
+    Returns ``False`` (after logging a warning) when it did not finish in time: it is
+    then abandoned on its loop thread and the caller goes on. A second Ctrl-C during the
+    grace period abandons it at once.
+    """
+    try:
+        finished = _acquire_by(call.done, time.monotonic() + grace)
+    except KeyboardInterrupt:
+        finished = False
+    if not finished:
+        logger.warning(
+            "asyncbridge_ext: the coroutine did not finish within %.1f s of being cancelled "
+            "(%s); it was abandoned and may still be running on its loop thread, so its "
+            "finally blocks have not run yet",
+            grace,
+            what,
+        )
+    return finished
+
+
+def wait_for_outcome(
+    call: Call[T],
+    timeout: float | None,
+    grace: float,
+    request_cancel: Callable[[], None],
+) -> T:
+    """Block the calling thread until ``call`` settles; return its result or raise.
+
+    Timeout: cancel the coroutine, wait up to ``grace`` seconds for its ``finally``
+    blocks, then raise ``TimeoutError``. ``KeyboardInterrupt`` while waiting: the same,
+    then re-raise ``KeyboardInterrupt``. The caller never waits longer than
+    ``timeout + grace`` (or ``grace`` after an interrupt).
+    """
+    __tracebackhide__ = True
+    deadline = None if timeout is None else time.monotonic() + timeout
+    try:
+        finished = _acquire_by(call.done, deadline)
+    except KeyboardInterrupt:
+        call.cancel_cause = "interrupt"
+        request_cancel()
+        _wait_for_cancelled(call, grace, "KeyboardInterrupt")
+        raise
+    if not finished:
+        call.cancel_cause = "timeout"
+        request_cancel()
+        ran_finally = _wait_for_cancelled(call, grace, f"timeout of {timeout} s")
+        cause = call.error
+        call.error = None
+        if cause is not None and isinstance(cause, asyncio.CancelledError):
+            cause = None
+        message = (
+            f"the coroutine did not finish within {timeout} s; it was cancelled"
+            + (" and its finally blocks ran" if ran_finally else " but did not stop in time")
+        )
+        raise TimeoutError(message) from cause
+    if call.cancel_cause == "close" and isinstance(call.error, asyncio.CancelledError):
+        call.error = None
+        raise RuntimeError(
+            "the LoopThread was closed while this call was waiting; its coroutine was "
+            "cancelled. Close the LoopThread only after its callers are done."
+        )
+    return take_outcome(call)
+
+
+def take_outcome(call: Call[T]) -> T:
+    """Return the stored result or raise the stored exception (the very same object)."""
+    __tracebackhide__ = True
+    error = call.error
+    if error is None:
+        return call.result  # type: ignore[return-value]
+    call.error = None  # break the cycle exception -> traceback -> frame -> call
+    try:
+        raise error
+    finally:
+        del error

@@ -49,6 +49,7 @@ EXTENSION = "asyncbridge_ext"
 FRAGMENT_NAME = "ipython_config_fragment.py"
 JSON_FILES = ("ipython_config.json", "ipython_kernel_config.json")
 PY_FILE = "ipython_config.py"
+_JSON_KEY = "InteractiveShellApp.extensions"
 
 
 class ConfigFileError(Exception):
@@ -98,16 +99,16 @@ def enable(target_dir: Path) -> list[str]:
         if data is not None and extensions is not None and EXTENSION not in extensions:
             extensions.append(EXTENSION)
             _write_atomic(target_dir / name, _dump_json(data))
-            changes.append(f"added {EXTENSION!r} to InteractiveShellApp.extensions in {name}")
+            changes.append(f"{target_dir / name}: added {EXTENSION!r} to {_JSON_KEY}")
     if _json_extensions(json_configs["ipython_config.json"]) is None and (
         py_text is None or begin not in py_text.splitlines()
     ):
         old = py_text or ""
         separator = "\n" if old and not old.endswith("\n") else ""
         _write_atomic(py_path, old + separator + fragment_text())
-        verb = "appended to" if py_text is not None else "created"
-        changes.append(f"{verb} {PY_FILE}: InteractiveShellApp.extensions.append({EXTENSION!r})")
-    return [f"{line} ({target_dir})" for line in changes]
+        verb = "appended" if py_text is not None else "created with"
+        changes.append(f"{py_path}: {verb} c.InteractiveShellApp.extensions.append({EXTENSION!r})")
+    return changes
 
 
 def disable(target_dir: Path) -> list[str]:
@@ -126,17 +127,17 @@ def disable(target_dir: Path) -> list[str]:
         if data is not None and extensions is not None and EXTENSION in extensions:
             extensions[:] = [ext for ext in extensions if ext != EXTENSION]
             _write_atomic(target_dir / name, _dump_json(data))
-            changes.append(f"removed {EXTENSION!r} from InteractiveShellApp.extensions in {name}")
+            changes.append(f"{target_dir / name}: removed {EXTENSION!r} from {_JSON_KEY}")
     if py_text is not None:
         remaining = _remove_block(py_text)
         if remaining != py_text:
             if remaining:
                 _write_atomic(py_path, remaining)
-                changes.append(f"removed the {EXTENSION} block from {PY_FILE}")
+                changes.append(f"{py_path}: removed the {EXTENSION} block")
             else:
                 _remove(py_path)
-                changes.append(f"deleted {PY_FILE} (it held only the {EXTENSION} block)")
-    return [f"{line} ({target_dir})" for line in changes]
+                changes.append(f"{py_path}: deleted (it held only the {EXTENSION} block)")
+    return changes
 
 
 def _remove_block(text: str) -> str:
@@ -159,7 +160,7 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     """The parsed JSON object in ``path``, None if absent; ConfigFileError if unusable."""
     try:
         text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # a missing dir is created on write
         return None
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigFileError(f"cannot read {path}: {err}. It was left unchanged.") from err
@@ -193,7 +194,7 @@ def _read_py(path: Path) -> str | None:
     """The text of a Python config file, None if absent; ConfigFileError if unsafe to edit."""
     try:
         text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # a missing dir is created on write
         return None
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigFileError(

@@ -86,7 +86,7 @@ def config_dirs(profile_dir: Path, prefix: str | None = None) -> list[Path]:
         programdata = os.environ.get("PROGRAMDATA")
         system = [Path(programdata) / "ipython"] if programdata else []
     else:
-        system = [Path("/etc/ipython"), Path("/usr/local/etc/ipython")]
+        system = [Path("/usr/local/etc/ipython"), Path("/etc/ipython")]  # IPython's order
     env_dir = Path(prefix if prefix is not None else sys.prefix) / "etc" / "ipython"
     dirs = list(reversed(system))
     if env_dir not in system:

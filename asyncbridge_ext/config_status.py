@@ -7,11 +7,12 @@ This mirrors, step by step, what IPython 8/9 and ipykernel 6/7 do at start-up, s
   (on Windows ``%PROGRAMDATA%\\ipython``), ``{sys.prefix}/etc/ipython``, the profile
   directory. In each, ``.py`` is read before ``.json`` (JSON wins).
 * Terminal IPython reads ``ipython_config``; a kernel reads ``ipython_config`` from all
-  directories, then ``ipython_kernel_config`` from all directories. Each of these groups is
-  merged on its own and applied to the app's traits (``Configurable.update_config``): a lazy
-  ``.append`` in a later group adds to the value the earlier group produced.
-* Within a group, sections merge in class order: ``InteractiveShellApp`` then
-  ``TerminalIPythonApp`` / ``IPKernelApp``; a plain list in the latter wins.
+  directories, then ``ipython_kernel_config`` from all directories. All of it ends up merged
+  into the app's one ``config`` (``Config.merge``: a plain value replaces, a lazy ``.append``
+  adds), and that whole config is applied again at the end of start-up (``update_config``
+  assigns a copy, which fires ``_config_changed``). So the result is that of one merge.
+* Sections then merge in class order: ``InteractiveShellApp`` then ``TerminalIPythonApp`` /
+  ``IPKernelApp``; a plain list in the latter wins, even from an earlier, lower file.
 * The extensions loaded are ``['storemagic'] + extensions + extra_extensions``.
 
 Python config files are executed to be read, exactly as IPython does on every start.
@@ -146,24 +147,21 @@ def effective_extensions(reports: Sequence[ConfigFileReport], app: str) -> list[
     from traitlets.config.loader import Config, LazyConfigValue
 
     groups, sections = APPS[app]
+    merged = Config()
+    for report in reports:
+        if report.group in groups and report.config is not None:
+            merged.merge(copy.deepcopy(report.config))
+    mine = Config()
+    for section in sections:
+        if section in merged:
+            mine.merge(merged[section])
     values: dict[str, list[Any]] = {trait: [] for trait in TRAITS}
-    for group in groups:
-        merged = Config()
-        for report in reports:
-            if report.group == group and report.config is not None:
-                merged.merge(copy.deepcopy(report.config))
-        mine = Config()
-        for section in sections:
-            if section in merged:
-                mine.merge(merged[section])
-        for trait in TRAITS:
-            if trait not in mine:
-                continue
-            value = mine[trait]
-            if isinstance(value, LazyConfigValue):
-                values[trait] = value.get_value(values[trait])
-            elif isinstance(value, (list, tuple)):
-                values[trait] = list(value)
+    for trait in TRAITS:
+        value = mine[trait] if trait in mine else None
+        if isinstance(value, LazyConfigValue):
+            values[trait] = value.get_value([])
+        elif isinstance(value, (list, tuple)):
+            values[trait] = list(value)
     return [*DEFAULT_EXTENSIONS, *values["extensions"], *values["extra_extensions"]]
 
 
@@ -182,11 +180,8 @@ def masking_warnings(reports: Sequence[ConfigFileReport]) -> list[str]:
             if not report.mentions_us
             and (
                 (index > last and report.replaces_list(sections))
-                # an app-specific section beats InteractiveShellApp within its whole group
-                or (
-                    groups.index(report.group) >= groups.index(read[last].group)
-                    and report.replaces_list(sections[1:])
-                )
+                # an app-specific section beats InteractiveShellApp from any file
+                or report.replaces_list(sections[1:])
             )
         ]
         for report in maskers:

@@ -216,9 +216,10 @@ def test_higher_priority_plain_list_masks_us_and_is_named(tmp_path: Path) -> Non
     assert "Jupyter kernels will not load" in warning
 
 
-def test_app_section_in_earlier_group_is_extended_by_lazy_append(tmp_path: Path) -> None:
-    # Measured with a real kernel (see test_cli_kernels): the two file groups are applied
-    # one after the other, so a later .append adds to an earlier IPKernelApp list.
+def test_ipkernelapp_list_masks_a_later_append(tmp_path: Path) -> None:
+    # Measured with a real kernel (test_cli_kernels): the app's whole merged config is
+    # applied again at the end of start-up, so IPKernelApp.extensions (a plain list, in a
+    # lower file and an earlier group) still beats a later InteractiveShellApp .append.
     dirs = layout(
         tmp_path,
         {
@@ -226,9 +227,9 @@ def test_app_section_in_earlier_group_is_extended_by_lazy_append(tmp_path: Path)
             "profile/ipython_kernel_config.py": APPEND_B,
         },
     )
+    enable(tmp_path / "profile")
     reports = read_config_files(dirs)
-    assert effective_extensions(reports, "Jupyter kernels") == [
-        "storemagic",
-        "userext_a",
-        "userext_b",
-    ]
+    assert effective_extensions(reports, "Jupyter kernels") == ["storemagic", "userext_a"]
+    assert effective_extensions(reports, "terminal IPython") == ["storemagic", EXTENSION]
+    [warning] = masking_warnings(reports)
+    assert str(tmp_path / "env" / "etc" / "ipython" / "ipython_config.json") in warning

@@ -103,8 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for line in changes:
         print(line)
     if not changes:
-        state = "enabled" if args.command == "enable" else "not enabled"
-        print(f"{EXTENSION} was already {state} in {target} ({flag}); nothing changed.")
+        state = "already enabled" if args.command == "enable" else "not enabled"
+        print(f"{EXTENSION} was {state} in {target} ({flag}); nothing changed.")
     reports = read_config_files(config_dirs(profile_dir(), prefix))
     for app in APPS:
         loaded = EXTENSION in effective_extensions(reports, app)

@@ -150,9 +150,8 @@ def wait_for_outcome(
         call.error = None
         if cause is not None and isinstance(cause, asyncio.CancelledError):
             cause = None
-        message = (
-            f"the coroutine did not finish within {timeout} s; it was cancelled"
-            + (" and its finally blocks ran" if ran_finally else " but did not stop in time")
+        message = f"the coroutine did not finish within {timeout} s; it was cancelled" + (
+            " and its finally blocks ran" if ran_finally else " but did not stop in time"
         )
         raise TimeoutError(message) from cause
     if call.cancel_cause == "close" and isinstance(call.error, asyncio.CancelledError):

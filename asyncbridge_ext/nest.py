@@ -110,9 +110,7 @@ class _NestAsyncio:
                 chosen = active
             else:
                 chosen = "nest_asyncio2" if backend == "auto" else backend
-            if active is not None and (
-                loop is None or getattr(type(loop), "_nest_patched", False)
-            ):
+            if active is not None and (loop is None or getattr(type(loop), "_nest_patched", False)):
                 return chosen
             module = _import_backend(chosen)
             module.apply(loop)

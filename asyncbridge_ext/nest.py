@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import importlib.metadata
 import logging
 import threading
 from typing import Any, Literal
@@ -128,9 +127,11 @@ def _import_backend(name: str) -> Any:
             f"installed. Install it with: {_PIP[name]}"
         ) from exc
     if name == "nest_asyncio2":
+        from importlib import metadata  # costs ~20 ms: only when a patch is applied
+
         try:
-            version = importlib.metadata.version("nest-asyncio2")
-        except importlib.metadata.PackageNotFoundError:
+            version = metadata.version("nest-asyncio2")
+        except metadata.PackageNotFoundError:
             version = "0"
         if _version_tuple(version) < _MIN_NEST_ASYNCIO2:
             raise ImportError(

@@ -105,7 +105,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not changes:
         state = "already enabled" if args.command == "enable" else "not enabled"
         print(f"{EXTENSION} was {state} in {target} ({flag}); nothing changed.")
-    reports = read_config_files(config_dirs(profile_dir(), prefix))
+    try:
+        reports = read_config_files(config_dirs(profile_dir(), prefix))
+    except ImportError:  # traitlets comes with IPython; enable works without it
+        print("IPython is not installed here, so what loads at start-up was not checked.")
+        return 0
     for app in APPS:
         loaded = EXTENSION in effective_extensions(reports, app)
         print(f"{app}: {EXTENSION} {'loads' if loaded else 'does not load'} at start-up.")

@@ -86,7 +86,8 @@ def enable(target_dir: Path) -> list[str]:
     """Make ``asyncbridge_ext`` load from the config directory ``target_dir``.
 
     Returns one line per file changed (empty if it was already enabled there).
-    Raises :class:`ConfigFileError` or :class:`ConfigWriteError`; nothing is written then.
+    Every file is read and checked before any is written, so a :class:`ConfigFileError`
+    leaves the directory as it was; a :class:`ConfigWriteError` names the file that failed.
     """
     target_dir = Path(target_dir)
     json_configs = {name: _read_json(target_dir / name) for name in JSON_FILES}

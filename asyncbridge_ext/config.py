@@ -1,0 +1,80 @@
+"""The ``AsyncBridge`` configurable: every option of the IPython extension, in one place.
+
+Set the options in a config file (``ipython_config.py`` or ``ipython_kernel_config.py``)::
+
+    c.AsyncBridge.nested_run = "thread"
+    c.AsyncBridge.timeout = 30
+
+or at runtime with ``%config AsyncBridge.timeout = 30``; ``%config AsyncBridge`` lists them.
+This module only declares and validates the options; :mod:`asyncbridge_ext.extension`
+acts on them.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from traitlets import Enum, Float, TraitError, validate
+from traitlets.config import Config, Configurable
+
+__all__ = ["AsyncBridge", "bridge_for_shell"]
+
+
+class AsyncBridge(Configurable):
+    """Options of the asyncbridge_ext IPython extension (``%load_ext asyncbridge_ext``)."""
+
+    nested_run = Enum(
+        ["nest", "thread", "off"],
+        default_value="nest",
+        help="""How `asyncio.run(...)` / `loop.run_until_complete(...)` behave when called
+        while the kernel's event loop is running (as it is in a Jupyter cell).
+        "nest": make the loop re-entrant with a nest library when the extension loads
+        (cannot be undone before a kernel restart; plain asyncio runs slower afterwards).
+        "thread": patch nothing of the nest kind; such nested calls run on a fresh event
+        loop in a worker thread while the cell waits.
+        "off": change nothing; only the magics %run_async and %%in_new_loop are added.""",
+    ).tag(config=True)
+
+    timeout = Float(
+        None,
+        allow_none=True,
+        help="""Default timeout in seconds for %run_async and %%in_new_loop (None: no
+        timeout). When it expires the coroutine is cancelled, its finally blocks run, and
+        TimeoutError is raised. A magic's own --timeout option overrides it.""",
+    ).tag(config=True)
+
+    nest_backend = Enum(
+        ["auto", "nest_asyncio2", "nest_asyncio"],
+        default_value="auto",
+        help="""The library that makes the loop re-entrant when nested_run = "nest".
+        "auto" uses nest_asyncio2 (the maintained fork, a dependency), unless asyncio
+        was already patched by one of them; "nest_asyncio" needs
+        `pip install 'asyncbridge-ext[nest-asyncio]'`. Takes effect when the extension
+        loads; a patch already applied stays until the kernel restarts.""",
+    ).tag(config=True)
+
+    @validate("timeout")
+    def _check_timeout(self, proposal: Any) -> float | None:
+        value = proposal["value"]
+        if value is not None and (math.isnan(value) or value <= 0):
+            raise TraitError(
+                f"AsyncBridge.timeout must be a positive number of seconds or None, got "
+                f"{value!r}. Set e.g. `%config AsyncBridge.timeout = 30`, or "
+                f"`%config AsyncBridge.timeout = None` for no timeout."
+            )
+        return value  # type: ignore[no-any-return]
+
+
+def bridge_for_shell(shell: Any) -> tuple[AsyncBridge, str | None]:
+    """Make the ``AsyncBridge`` for ``shell``, reading the shell's config.
+
+    Returns the configurable and, if the config holds an invalid value, the reason it
+    was ignored. A value that ``%config`` rejected still ends up in ``shell.config``
+    (IPython merges it there before our validator refuses it); it must not stop the
+    extension from loading, so the defaults are used instead and the caller says why.
+    """
+    try:
+        return AsyncBridge(parent=shell), None
+    except TraitError as exc:
+        return AsyncBridge(parent=shell, config=Config()), str(exc)

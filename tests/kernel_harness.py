@@ -1,0 +1,221 @@
+"""A small harness for running cells in real Jupyter kernels (after ipykernel's tests/utils.py).
+
+The kernel always runs with this interpreter (``sys.executable``) through a kernelspec
+written to a temporary directory, whatever kernelspecs the machine has, and with
+``IPYTHONDIR`` pointing at an empty temporary directory, so no user or test config
+(auto-load of extensions, startup files) leaks in. Every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from queue import Empty
+from typing import Any
+
+from jupyter_client.blocking.client import BlockingKernelClient
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import KernelManager
+
+KERNEL_NAME = "asyncbridge-test"
+STARTUP_TIMEOUT = 60.0
+CELL_TIMEOUT = 30.0
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def strip_ansi(text: str) -> str:
+    return _ANSI.sub("", text)
+
+
+@dataclass
+class Cell:
+    """What one executed cell produced: its reply and its iopub output, in order."""
+
+    code: str
+    msg_id: str
+    reply: dict[str, Any] | None = None
+    outputs: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    idle: bool = False
+
+    @property
+    def done(self) -> bool:
+        return self.idle and self.reply is not None
+
+    @property
+    def status(self) -> str | None:
+        return None if self.reply is None else self.reply["status"]
+
+    @property
+    def stdout(self) -> str:
+        return self._stream("stdout")
+
+    @property
+    def stderr(self) -> str:
+        return self._stream("stderr")
+
+    def _stream(self, name: str) -> str:
+        return "".join(
+            c["text"] for kind, c in self.outputs if kind == "stream" and c["name"] == name
+        )
+
+    @property
+    def results(self) -> list[str]:
+        """text/plain of every execute_result (normally zero or one)."""
+        return [c["data"]["text/plain"] for kind, c in self.outputs if kind == "execute_result"]
+
+    @property
+    def result(self) -> str | None:
+        results = self.results
+        return results[-1] if results else None
+
+    @property
+    def error(self) -> dict[str, Any] | None:
+        errors = [c for kind, c in self.outputs if kind == "error"]
+        return errors[-1] if errors else None
+
+    @property
+    def traceback(self) -> str:
+        error = self.error
+        return "" if error is None else strip_ansi("\n".join(error["traceback"]))
+
+    def describe(self) -> str:
+        return f"cell {self.code!r}: status={self.status} outputs={self.outputs!r}"
+
+
+class Kernel:
+    """A running kernel plus a blocking client; cells are tracked by message id."""
+
+    def __init__(self, manager: KernelManager, client: BlockingKernelClient) -> None:
+        self.manager = manager
+        self.client = client
+        self._cells: dict[str, Cell] = {}
+
+    def submit(self, code: str) -> Cell:
+        """Send ``code`` for execution without waiting for it."""
+        msg_id = self.client.execute(code, store_history=True, allow_stdin=False)
+        cell = Cell(code, msg_id)
+        self._cells[msg_id] = cell
+        return cell
+
+    def run(self, code: str, timeout: float = CELL_TIMEOUT) -> Cell:
+        """Execute ``code`` and wait (at most ``timeout`` s) until it has fully finished."""
+        cell = self.submit(code)
+        self.wait([cell], timeout)
+        return cell
+
+    def ok(self, code: str, timeout: float = CELL_TIMEOUT) -> Cell:
+        """Like :meth:`run`, but fail the test unless the cell succeeded."""
+        cell = self.run(code, timeout)
+        assert cell.status == "ok", cell.describe() + "\n" + cell.traceback
+        return cell
+
+    def wait(self, cells: Sequence[Cell], timeout: float = CELL_TIMEOUT) -> None:
+        """Pump messages until every cell replied and went idle, or fail after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while not all(cell.done for cell in cells):
+            self._pump(deadline, [c.describe() for c in cells if not c.done])
+
+    def wait_for_stdout(self, cell: Cell, text: str, timeout: float = CELL_TIMEOUT) -> None:
+        """Wait until ``cell`` has printed ``text`` (a marker that proves it is running)."""
+        deadline = time.monotonic() + timeout
+        while text not in cell.stdout:
+            if cell.done:
+                raise AssertionError(f"cell finished without printing {text!r}: {cell.describe()}")
+            self._pump(deadline, [f"marker {text!r} from {cell.describe()}"])
+
+    def _route(self, msg: dict[str, Any]) -> None:
+        cell = self._cells.get(msg["parent_header"].get("msg_id", ""))
+        if cell is None:
+            return
+        kind = msg["msg_type"]
+        if kind == "execute_reply":
+            cell.reply = msg["content"]
+        elif kind == "status" and msg["content"]["execution_state"] == "idle":
+            cell.idle = True
+        elif kind in ("stream", "execute_result", "display_data", "error"):
+            cell.outputs.append((kind, msg["content"]))
+
+    def interrupt(self) -> None:
+        self.manager.interrupt_kernel()
+
+    def _pump(self, deadline: float, waiting_for: list[str]) -> None:
+        """Route one iopub or shell message to its cell."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(
+                "kernel did not answer in time; waiting for: " + "; ".join(waiting_for)
+            )
+        got = False
+        for channel in (self.client.iopub_channel, self.client.shell_channel):
+            while True:
+                try:
+                    msg = channel.get_msg(timeout=0)
+                except Empty:
+                    break
+                got = True
+                self._route(msg)
+        if not got:
+            try:
+                self._route(self.client.iopub_channel.get_msg(timeout=min(remaining, 0.05)))
+                got = True
+            except Empty:
+                pass
+        if not got and not self.manager.is_alive():
+            raise RuntimeError("the kernel died; waiting for: " + "; ".join(waiting_for))
+
+
+def _write_kernelspec(directory: Path, ipython_dir: Path) -> None:
+    spec_dir = directory / KERNEL_NAME
+    spec_dir.mkdir(parents=True)
+    spec = {
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "asyncbridge tests",
+        "language": "python",
+        "env": {"IPYTHONDIR": str(ipython_dir)},
+        "interrupt_mode": "signal",
+    }
+    (spec_dir / "kernel.json").write_text(json.dumps(spec))
+
+
+@contextmanager
+def start_kernel(
+    extra_arguments: Sequence[str] = (), kernel_config: str | None = None
+) -> Iterator[Kernel]:
+    """Start a kernel with ``sys.executable`` and a fresh IPYTHONDIR; shut it down after.
+
+    ``extra_arguments`` go to the kernel's command line (e.g. ``["--ext", "asyncbridge_ext"]``);
+    ``kernel_config`` becomes the profile's ``ipython_kernel_config.py``.
+    """
+    with tempfile.TemporaryDirectory(prefix="asyncbridge-kernel-") as tmp:
+        kernels_dir = Path(tmp) / "kernels"
+        ipython_dir = Path(tmp) / "ipython"
+        profile_dir = ipython_dir / "profile_default"
+        profile_dir.mkdir(parents=True)
+        if kernel_config is not None:
+            (profile_dir / "ipython_kernel_config.py").write_text(kernel_config)
+        _write_kernelspec(kernels_dir, ipython_dir)
+        manager = KernelManager(
+            kernel_name=KERNEL_NAME,
+            kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernels_dir)]),
+        )
+        env = {**os.environ, "IPYTHONDIR": str(ipython_dir), "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+        manager.start_kernel(extra_arguments=list(extra_arguments), env=env)
+        client = None
+        try:
+            client = manager.client()
+            client.start_channels()
+            client.wait_for_ready(timeout=STARTUP_TIMEOUT)
+            yield Kernel(manager, client)
+        finally:
+            if client is not None:
+                client.stop_channels()
+            manager.shutdown_kernel(now=True)

@@ -32,6 +32,12 @@ test: lint typecheck pytest
 demo: $(VENV)/.installed-test
 	$(BIN)/python -m asyncbridge_ext.demo
 
+# Python 3.10/3.12/3.13 x newest IPython/ipykernel, plus IPython 8 + ipykernel 6 on 3.10,
+# each in .venv-matrix/ (reused while pyproject.toml is unchanged). See .ci/matrix.py.
+.PHONY: test-matrix
+test-matrix:
+	$(PYTHON) .ci/matrix.py
+
 bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/run.py
 

@@ -79,8 +79,16 @@ def _loaded_magics(shell: Any) -> AsyncBridgeMagics | None:
 
 
 def _nested_run_changed(change: Any) -> None:
-    """Observer: ``%config AsyncBridge.nested_run = ...`` takes effect at once."""
-    _apply_nested_run(change.owner, old=change.old)
+    """Observer: ``%config AsyncBridge.nested_run = ...`` takes effect at once.
+
+    If the new mode cannot be set up (say, its nest library is missing), the option goes
+    back to the mode still in effect and the error reaches the user.
+    """
+    try:
+        _apply_nested_run(change.owner, old=change.old)
+    except Exception:
+        change.owner.nested_run = change.old
+        raise
 
 
 def _apply_nested_run(bridge: AsyncBridge, old: str | None) -> None:

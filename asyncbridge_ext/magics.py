@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import asyncio
 import inspect
 import math
 import sys
@@ -94,6 +95,13 @@ def _check_awaitable(value: object, expr: str) -> None:
             f"%run_async got an async generator ({expr}), which cannot be awaited. Collect "
             f"it in a coroutine, e.g. `async def collect(): return [x async for x in gen]`, "
             f"then %run_async collect()."
+        )
+    if asyncio.isfuture(value):
+        raise UsageError(
+            f"%run_async got {type(value).__name__} {expr}, which is bound to the loop that "
+            f"created it, and a future can only be awaited on its own loop. Pass the "
+            f"coroutine instead: %run_async fetch() rather than "
+            f"%run_async asyncio.ensure_future(fetch())."
         )
     if not inspect.isawaitable(value):
         raise UsageError(

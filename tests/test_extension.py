@@ -158,6 +158,17 @@ def test_changing_nested_run_at_runtime_takes_effect() -> None:
         kernel.ok("%config AsyncBridge.nested_run = 'thread'")
         assert kernel.ok(nested).result == "'nested ok'"
         assert kernel.ok("NestAsyncio.is_applied").result == "False"
+
+        # a mode that cannot be set up leaves the one in effect, and says why
+        kernel.ok("import sys\nsys.modules['nest_asyncio'] = None  # makes it unimportable")
+        kernel.ok("%config AsyncBridge.nest_backend = 'nest_asyncio'")
+        failed = kernel.run("%config AsyncBridge.nested_run = 'nest'")
+        assert "pip install 'asyncbridge-ext[nest-asyncio]'" in failed.stdout + failed.stderr
+        assert kernel.ok("%config AsyncBridge.nested_run").result == "'thread'"
+        assert kernel.ok(nested).result == "'nested ok'"
+        assert kernel.ok("NestAsyncio.is_applied").result == "False"
+        kernel.ok("del sys.modules['nest_asyncio']\n%config AsyncBridge.nest_backend = 'auto'")
+
         kernel.ok("%config AsyncBridge.nested_run = 'off'")
         assert kernel.run(nested).status == "error"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -129,6 +130,7 @@ def test_user_exception_passes_through_unchanged(kernel: Kernel) -> None:
         ("%run_async   ;", ["needs an expression"]),
         ("%run_async 42", ["needs an awaitable", "int 42"]),
         ("%run_async echo", ["coroutine function echo", "%run_async echo(...)"]),
+        ("%run_async asyncio.ensure_future(echo(1))", ["got Task", "own loop", "Pass the coroutine"]),
         ("%run_async echo(1", ["not one", "x = %run_async"]),
         ("%run_async y = echo(1)", ["not one", "x = %run_async"]),
         ("%run_async --timeout 0 echo(1)", ["--timeout", "positive number", "'0'"]),
@@ -212,6 +214,9 @@ def test_cell_exception_is_unchanged_and_points_at_the_cell(kernel: Kernel) -> N
     assert (cell.error["ename"], cell.error["evalue"]) == ("ValueError", "bad value 1")
     assert "----> 4 raise ValueError('bad value ' + str(x1))" in cell.traceback, cell.traceback
     assert "run_coroutine_in_new_loop" not in cell.traceback
+    # the magic's line and the body's lines carry the same In[n] label
+    labels = set(re.findall(r"Cell In\[(\d+)\]", cell.traceback))
+    assert len(labels) == 1, cell.traceback
     assert kernel.ok("x1").result == "1"
 
 

@@ -14,7 +14,6 @@ import sys
 import time
 
 import nest_asyncio2
-
 from contenders import work
 
 

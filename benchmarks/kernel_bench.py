@@ -1,0 +1,159 @@
+"""Measurements inside real Jupyter kernels (through jupyter_client).
+
+Every figure is timed *inside* the kernel with ``time.perf_counter`` and sent back as
+one JSON line on stdout, so messaging between this process and the kernel adds nothing.
+Each scenario gets a fresh kernel, started with this interpreter and an empty
+``IPYTHONDIR`` (no user config, no auto-loaded extension).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from queue import Empty
+from typing import Any
+
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import KernelManager
+
+CELL_TIMEOUT = 300.0
+
+# Defined in the kernel once: the asyncio work whose throughput we compare (tasks/s of
+# a gather of tiny coroutines, run as a top-level await on the kernel's own loop).
+SETUP = r"""
+import asyncio, json, statistics, time
+async def _tiny(i):
+    await asyncio.sleep(0)
+    return i
+async def _throughput(tasks=4000, repeats=5):
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        await asyncio.gather(*(_tiny(i) for i in range(tasks)))
+        rates.append(tasks / (time.perf_counter() - start))
+    return statistics.median(rates)
+def _cell_overhead(rounds, per_round):
+    # Plain cell vs the same body under %%in_new_loop, run through the shell itself.
+    ip = get_ipython()
+    sources = {"plain": "_x = 1 + 1\n", "in_new_loop": "%%in_new_loop\n_x = 1 + 1\n"}
+    for source in sources.values():
+        if not ip.run_cell(source, store_history=False, silent=True).success:
+            raise RuntimeError(f"cell failed: {source!r}")
+    samples = {name: [] for name in sources}
+    for _ in range(rounds):
+        for name, source in sources.items():
+            start = time.perf_counter()
+            for _ in range(per_round):
+                ip.run_cell(source, store_history=False, silent=True)
+            samples[name].append((time.perf_counter() - start) / per_round * 1e6)
+    return {name: statistics.median(values) for name, values in samples.items()}
+def _load_ext():
+    start = time.perf_counter()
+    get_ipython().run_line_magic("load_ext", "asyncbridge_ext")
+    return (time.perf_counter() - start) * 1e3
+"""
+
+
+class Kernel:
+    """One fresh kernel; :meth:`run` executes a cell and returns the JSON it printed."""
+
+    def __init__(self) -> None:
+        self._tmp = tempfile.TemporaryDirectory(prefix="asyncbridge-bench-")
+        root = Path(self._tmp.name)
+        spec_dir = root / "kernels" / "bench"
+        spec_dir.mkdir(parents=True)
+        spec = {
+            "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "display_name": "bench",
+            "language": "python",
+        }
+        (spec_dir / "kernel.json").write_text(json.dumps(spec))
+        (root / "ipython").mkdir()
+        env = dict(os.environ, IPYTHONDIR=str(root / "ipython"), PYTHONWARNINGS="ignore")
+        specs = KernelSpecManager(kernel_dirs=[str(root / "kernels")])
+        self._manager = KernelManager(kernel_name="bench", kernel_spec_manager=specs)
+        self._manager.start_kernel(env=env)
+        self._client = self._manager.client()
+        self._client.start_channels()
+        self._client.wait_for_ready(timeout=60)
+        self.run(SETUP + "\nprint(json.dumps(None))")
+
+    def run(self, code: str) -> Any:
+        msg_id = self._client.execute(code, store_history=False)
+        out: list[str] = []
+        errors: list[str] = []
+        while True:
+            try:
+                msg = self._client.get_iopub_msg(timeout=CELL_TIMEOUT)
+            except Empty:
+                raise TimeoutError(f"no reply from the kernel for: {code[:80]!r}") from None
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "stream" and content["name"] == "stdout":
+                out.append(content["text"])
+            elif kind == "error":
+                errors.append("\n".join(content["traceback"]))
+            elif kind == "status" and content["execution_state"] == "idle":
+                break
+        if errors:
+            raise RuntimeError(f"kernel cell failed:\n{code}\n{errors[0]}")
+        lines = [line for line in "".join(out).splitlines() if line.strip()]
+        return json.loads(lines[-1])
+
+    def close(self) -> None:
+        self._client.stop_channels()
+        self._manager.shutdown_kernel(now=True)
+        self._tmp.cleanup()
+
+
+def _throughput_cell() -> str:
+    return "print(json.dumps(await _throughput()))"
+
+
+def measure_mode(mode: str, rounds: int = 5) -> dict[str, Any]:
+    """Fresh kernel: throughput before / after ``%load_ext`` in ``mode``, load time, overhead.
+
+    For "thread" mode, load and unload alternate, so before and after interleave in time
+    (thread mode can be undone; the nest patch cannot, so "nest" is strictly before, after).
+    """
+    kernel = Kernel()
+    try:
+        result: dict[str, Any] = {"mode": mode}
+        if mode == "thread":
+            kernel.run('%config AsyncBridge.nested_run = "thread"\nprint(json.dumps(None))')
+        before = [kernel.run(_throughput_cell()) for _ in range(rounds)]
+        result["load_ext_ms"] = kernel.run("print(json.dumps(_load_ext()))")
+        after = [kernel.run(_throughput_cell()) for _ in range(rounds)]
+        if mode == "thread":
+            check = (
+                "import asyncbridge_ext.thread_mode as _tm\n"
+                "print(json.dumps(_tm.NestedRunRedirect.installed))"
+            )
+            if not kernel.run(check):
+                raise RuntimeError("thread mode is not active after %load_ext")
+            for _ in range(rounds):
+                kernel.run("%unload_ext asyncbridge_ext\nprint(json.dumps(None))")
+                before.append(kernel.run(_throughput_cell()))
+                kernel.run("%load_ext asyncbridge_ext\nprint(json.dumps(None))")
+                after.append(kernel.run(_throughput_cell()))
+        else:
+            check = (
+                "import asyncbridge_ext\nprint(json.dumps(asyncbridge_ext.NestAsyncio.is_applied))"
+            )
+            if not kernel.run(check):
+                raise RuntimeError("nest mode is not applied after %load_ext")
+        result["tasks_per_s_before"] = before
+        result["tasks_per_s_after"] = after
+        result["cell_us"] = kernel.run("print(json.dumps(_cell_overhead(9, 100)))")
+        return result
+    finally:
+        kernel.close()
+
+
+if __name__ == "__main__":
+    for mode_name in ("thread", "nest"):
+        print(json.dumps(measure_mode(mode_name), indent=1))

@@ -1,0 +1,113 @@
+"""``make bench``: measure asyncbridge_ext against its peers; write results/latest.{md,png}.
+
+One process (plus one helper process for the nest_asyncio2 contender and fresh Jupyter
+kernels for the kernel rows). Per-call figures come from sync code running inside a live
+event loop (the notebook situation), in interleaved rounds; every ratio compares figures
+measured in this same run. Numbers from a shared machine are noisy: read the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import kernel_bench
+import percall
+import report
+import scale
+from contenders import CONTENDERS
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+IMPORT_SNIPPET = (
+    "import asyncio, time\n"
+    "start = time.perf_counter()\n"
+    "import asyncbridge_ext\n"
+    "print((time.perf_counter() - start) * 1e3)\n"
+)
+
+
+def import_ms(repeats: int) -> list[float]:
+    """``import asyncbridge_ext`` in fresh processes that already imported asyncio (ms)."""
+    times = []
+    for _ in range(repeats):
+        out = subprocess.run(
+            [sys.executable, "-c", IMPORT_SNIPPET],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout
+        times.append(float(out))
+    return times
+
+
+def load_average() -> str:
+    try:
+        return " / ".join(f"{value:.2f}" for value in os.getloadavg())
+    except OSError:  # pragma: no cover - not on this platform
+        return "n/a"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds")
+    parser.add_argument("--calls", type=int, default=400, help="calls per contender per round")
+    parser.add_argument("--scale-calls", type=int, default=200, help="calls per caller thread")
+    parser.add_argument("--no-kernel", action="store_true", help="skip the Jupyter kernel rows")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+
+    started = time.time()
+    info: dict[str, Any] = {
+        "python": platform.python_version(),
+        "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs",
+        "load_before": load_average(),
+        "rounds": args.rounds,
+        "calls": args.calls,
+    }
+    print(f"load average before: {info['load_before']}", flush=True)
+
+    print("per-call rounds ...", flush=True)
+    samples = percall.measure_in_running_loop(list(CONTENDERS), args.rounds, args.calls)
+    print("import time ...", flush=True)
+    imports = import_ms(15)
+    kernels: dict[str, Any] = {}
+    if not args.no_kernel:
+        for mode in ("thread", "nest"):
+            print(f"kernel, {mode} mode ...", flush=True)
+            try:
+                kernels[mode] = kernel_bench.measure_mode(mode)
+            except Exception as exc:  # report the row as not measured, keep going
+                kernels[mode] = {"error": f"{type(exc).__name__}: {exc}"}
+    print("scale ...", flush=True)
+    scale_rows = scale.run_all(calls=args.scale_calls)
+    info["load_after"] = load_average()
+    info["seconds"] = time.time() - started
+
+    results = {
+        "info": info,
+        "per_call_us": {name: statistics.median(values) for name, values in samples.items()},
+        "per_call_samples": samples,
+        "import_ms": imports,
+        "kernels": kernels,
+        "scale": scale_rows,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    text = report.markdown(results)
+    (args.out / "latest.md").write_text(text)
+    report.chart(results, args.out / "latest.png")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

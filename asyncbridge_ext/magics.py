@@ -205,7 +205,7 @@ class AsyncBridgeMagics(Magics):
         return run_coroutine_in_new_loop(awaitable, timeout=self._timeout(args))
 
     @no_var_expand
-    @magic_arguments()
+    @magic_arguments("%in_new_loop")  # the help's usage line then reads %%in_new_loop
     @argument("--timeout", type=_seconds, metavar="S", help="cancel the cell after S seconds")
     @cell_magic
     @output_can_be_silenced
@@ -221,9 +221,10 @@ class AsyncBridgeMagics(Magics):
         Example::
 
             %%in_new_loop --timeout 10
-            async with aiohttp.ClientSession() as session:
-                page = await (await session.get("https://example.org")).text()
-            len(page)
+            pages = await asyncio.gather(fetch("a"), fetch("b"))
+            async for event in subscribe():
+                print(event)
+            len(pages)
         """
         __tracebackhide__ = True
         args = parse_argstring(self.in_new_loop, line)
@@ -263,12 +264,15 @@ class AsyncBridgeMagics(Magics):
             )
         bad = _top_level_return_or_yield(tree)
         if bad is not None:
+            fix = (
+                "To show a value, end the cell with it as an expression."
+                if isinstance(bad, ast.Return)
+                else "To produce values, define an `async def` generator and use `async for`."
+            )
             word = "return" if isinstance(bad, ast.Return) else "yield"
             raise UsageError(
                 f"`{word}` on line {bad.lineno} of the cell is outside any function, which "
-                f"%%in_new_loop does not allow. To show a value, end the cell with it as an "
-                f"expression; to yield values, write an `async def` generator and use "
-                f"`async for` over it."
+                f"%%in_new_loop does not allow. {fix}"
             )
         last = tree.body[-1]
         has_value = isinstance(last, ast.Expr)

@@ -79,6 +79,11 @@ def main() -> None:
 
     print("per-call rounds ...", flush=True)
     samples = percall.measure_in_running_loop(list(CONTENDERS), args.rounds, args.calls)
+    print("busy caller loop ...", flush=True)
+    busy: dict[int, list[float]] = {0: [], 2000: []}
+    for _ in range(3):
+        for pending in busy:
+            busy[pending].append(percall.fresh_loop_with_busy_caller(pending))
     print("import time ...", flush=True)
     imports = import_ms(15)
     kernels: dict[str, Any] = {}
@@ -99,6 +104,7 @@ def main() -> None:
         "per_call_us": {name: statistics.median(values) for name, values in samples.items()},
         "per_call_samples": samples,
         "import_ms": imports,
+        "busy_us": {pending: statistics.median(values) for pending, values in busy.items()},
         "kernels": kernels,
         "scale": scale_rows,
     }

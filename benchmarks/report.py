@@ -27,6 +27,35 @@ LIMITS = {
 }
 
 
+# Where the time goes: found with cProfile and perf_counter stage timestamps while
+# building this harness (see the commit history); kept here so latest.md explains itself.
+NOTES = """\
+## Where the time goes (profiled while building this harness)
+
+- A fresh-loop call does ~80 µs of work when run on one thread: `new_event_loop()` +
+  `close()` ~29 µs (epoll + self-pipe socketpair), `run_until_complete` with four loop
+  turns (the coroutine's own `sleep(0)`, the cleanup's `sleep(0)` turn, the stop callback),
+  and ~20 µs of cleanup (leftover-task scan, `shutdown_asyncgens`,
+  `shutdown_default_executor`, one bounding timer). Logging on the hot path is ~0.3 µs.
+- The rest is two thread hand-offs per call. Pinned to one CPU (`taskset -c 0`) a call
+  costs ~100 µs; on two CPUs 110-190 µs, because waking a thread on the other (often
+  idle) vCPU costs 10-80 µs here; an empty hand-off alone measured 7 µs pinned and 8-80 µs
+  unpinned. The same wake-ups set the floor of every thread-based contender.
+- `LoopThread.run` is one `call_soon_threadsafe`, a task, and a lock release: three loop
+  turns per call against four for `run_coroutine_threadsafe` (whose done-callback chain
+  costs a turn) and no `concurrent.futures.Future` / `Condition`.
+- Evaluated, not adopted: skipping the cleanup's `sleep(0)` turn (-5 µs, but async
+  generators the coroutine dropped would lose their `aclose()`); stopping the loop from the
+  task instead of `run_until_complete` (-6 µs in one run, +40 µs in another: noise);
+  tracking the loop's tasks with a task factory instead of `asyncio.all_tasks(loop)`
+  (2000 tasks elsewhere: 393 -> 92 µs per call, but a task made with `asyncio.Task(...)`
+  directly escapes the factory and would be destroyed pending instead of cancelled, a
+  change of semantics); a spare loop pre-made by each idle worker (takes loop creation off
+  the critical path, but holds three descriptors per idle worker and races the
+  descriptor-leak test).
+"""
+
+
 def _targets(results: dict[str, Any]) -> list[tuple[str, str, str, float | None, bool | None, str]]:
     """Rows: key, target text, measured text, value, passed (None = not measured), limit."""
     per = results["per_call_us"]
@@ -224,6 +253,7 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         "![per-call cost and scaling](latest.png)",
         "",
+        NOTES,
     ]
     return "\n".join(lines)
 

@@ -125,8 +125,13 @@ def wait_for_outcome(
     timeout: float | None,
     grace: float,
     request_cancel: Callable[[], None],
+    hand_over: Callable[[], None] | None = None,
 ) -> T:
     """Block the calling thread until ``call`` settles; return its result or raise.
+
+    ``hand_over`` (if given) starts the call on its loop thread; it runs inside the
+    same ``try`` as the wait, so a Ctrl-C that lands while a new worker thread starts
+    (the coroutine may already be running on it) still cancels the coroutine.
 
     Timeout: cancel the coroutine, wait up to ``grace`` seconds for its ``finally``
     blocks, then raise ``TimeoutError``. ``KeyboardInterrupt`` while waiting: the same,
@@ -136,6 +141,8 @@ def wait_for_outcome(
     __tracebackhide__ = True
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
+        if hand_over is not None:
+            hand_over()
         finished = _acquire_by(call.done, deadline)
     except KeyboardInterrupt:
         call.cancel_cause = "interrupt"

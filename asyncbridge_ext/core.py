@@ -100,7 +100,6 @@ def run_coroutine_in_new_loop(
     else:
         task = call.context.run(loop.create_task, task_coro)
     call.task = task
-    _worker_pool().submit(loop, task, call)
 
     def request_cancel() -> None:
         try:
@@ -108,7 +107,12 @@ def run_coroutine_in_new_loop(
         except RuntimeError:
             pass  # the loop is already closed: the coroutine has finished
 
-    return wait_for_outcome(call, timeout, grace, request_cancel)
+    def hand_over() -> None:
+        _worker_pool().submit(loop, task, call)
+
+    # Submitted inside the wait: starting a worker thread can take long enough for the
+    # coroutine to run (and a Ctrl-C to arrive) before submit() returns.
+    return wait_for_outcome(call, timeout, grace, request_cancel, hand_over)
 
 
 async def _run_then_clean_up(call: Call[T], coro: Coroutine[Any, Any, T], grace: float) -> None:

@@ -109,7 +109,8 @@ def test_user_timeout_error_keeps_its_frame() -> None:
     async def times_out() -> None:
         await asyncio.wait_for(asyncio.sleep(10), 0.01)
 
-    with pytest.raises(TimeoutError) as info:
+    # asyncio.TimeoutError is the builtin TimeoutError only from Python 3.11 on.
+    with pytest.raises(asyncio.TimeoutError) as info:
         run_coroutine_in_new_loop(times_out())
     names = [frame.name for frame in traceback.extract_tb(info.value.__traceback__)]
     assert "times_out" in names

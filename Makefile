@@ -14,23 +14,27 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
+$(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[demo]'
+	touch $@
+
 $(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed-test
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	touch $@
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check asyncbridge_ext tests
+	$(BIN)/ruff check asyncbridge_ext tests notebooks benchmarks
 
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
 
 pytest: $(VENV)/.installed-test
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --nbval --nbval-current-env tests notebooks
 
 test: lint typecheck pytest
 
-demo: $(VENV)/.installed-test
-	$(BIN)/python -m asyncbridge_ext.demo
+demo: $(VENV)/.installed-demo
+	$(BIN)/python notebooks/show.py notebooks/quickstart.ipynb
 
 # Python 3.10/3.12/3.13 x newest IPython/ipykernel, plus IPython 8 + ipykernel 6 on 3.10,
 # each in .venv-matrix/ (reused while pyproject.toml is unchanged). See .ci/matrix.py.

@@ -24,13 +24,14 @@ CELL_TIMEOUT = 300.0
 # Defined in the kernel once: the asyncio work whose throughput we compare (tasks/s of
 # a gather of tiny coroutines, run as a top-level await on the kernel's own loop).
 SETUP = r"""
-import asyncio, json, statistics, time
+import asyncio, gc, json, statistics, time
 async def _tiny(i):
     await asyncio.sleep(0)
     return i
 async def _throughput(tasks=4000, repeats=5):
     rates = []
     for _ in range(repeats):
+        gc.collect()  # else a full collection lands in every ~3rd sample and halves it
         start = time.perf_counter()
         await asyncio.gather(*(_tiny(i) for i in range(tasks)))
         rates.append(tasks / (time.perf_counter() - start))
@@ -50,6 +51,17 @@ def _cell_overhead(rounds, per_round):
                 ip.run_cell(source, store_history=False, silent=True)
             samples[name].append((time.perf_counter() - start) / per_round * 1e6)
     return {name: statistics.median(values) for name, values in samples.items()}
+async def _alternate(pairs):
+    # Thread mode can be undone: unload / load in one cell, so each "before" sample sits
+    # next to an "after" sample in time (order flipped every pair), whatever the load.
+    ip = get_ipython()
+    before, after = [], []
+    for index in range(pairs):
+        for loaded in ((False, True) if index % 2 else (True, False)):
+            ip.run_line_magic("load_ext" if loaded else "unload_ext", "asyncbridge_ext")
+            (after if loaded else before).append(await _throughput(repeats=5))
+    ip.run_line_magic("load_ext", "asyncbridge_ext")
+    return before, after
 def _load_ext():
     start = time.perf_counter()
     get_ipython().run_line_magic("load_ext", "asyncbridge_ext")
@@ -135,11 +147,9 @@ def measure_mode(mode: str, rounds: int = 5) -> dict[str, Any]:
             )
             if not kernel.run(check):
                 raise RuntimeError("thread mode is not active after %load_ext")
-            for _ in range(rounds):
-                kernel.run("%unload_ext asyncbridge_ext\nprint(json.dumps(None))")
-                before.append(kernel.run(_throughput_cell()))
-                kernel.run("%load_ext asyncbridge_ext\nprint(json.dumps(None))")
-                after.append(kernel.run(_throughput_cell()))
+            pairs = kernel.run("print(json.dumps(await _alternate(12)))")
+            before, after = before + pairs[0], after + pairs[1]
+            result["pair_ratios"] = [a / b for a, b in zip(pairs[1], pairs[0], strict=True)]
         else:
             check = (
                 "import asyncbridge_ext\nprint(json.dumps(asyncbridge_ext.NestAsyncio.is_applied))"

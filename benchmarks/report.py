@@ -256,7 +256,8 @@ def markdown(results: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "Every call has a 60 s timeout and every wait is bounded, so a deadlock would show as "
+        "Median of 3 runs per row. Every call has a 60 s timeout and every wait is bounded, "
+        "so a deadlock would show as "
         "an error. Worker threads are counted after each row (idle workers linger "
         "10 s), so the figure is the peak that row needed: it follows the number of calls "
         "in flight, never the number of calls made.",

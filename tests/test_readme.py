@@ -1,0 +1,37 @@
+"""The README's Python examples run, exactly as written, in a real kernel."""
+
+from __future__ import annotations
+
+import pathlib
+import re
+
+import pytest
+from kernel_harness import start_kernel
+
+pytestmark = pytest.mark.kernel
+
+README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+
+
+def python_blocks() -> list[str]:
+    text = README.read_text()
+    return [block.strip() for block in re.findall(r"```python\n(.*?)```", text, re.S)]
+
+
+def test_every_python_example_of_the_readme_runs_in_a_kernel() -> None:
+    blocks = python_blocks()
+    assert len(blocks) >= 5  # the JupyterLab and helper examples were found
+    with start_kernel() as kernel:
+        cells = [kernel.ok(block) for block in blocks]
+    by_source = dict(zip(blocks, cells, strict=True))
+
+    def cell_starting(prefix: str):  # type: ignore[no-untyped-def]
+        (match,) = [cell for source, cell in by_source.items() if source.startswith(prefix)]
+        return match
+
+    assert cell_starting("%load_ext asyncbridge_ext").result == "2"
+    assert cell_starting("%run_async fetch(21)").result == "42"
+    assert cell_starting("value = %run_async").result == "10"
+    assert cell_starting("%%in_new_loop").stdout == "fetched [0, 2, 4]\n"
+    assert cell_starting("%%in_new_loop").result == "3"
+    assert cell_starting("run_coroutine_in_new_loop(fetch(3)").result == "6"

@@ -40,7 +40,7 @@ demo: $(VENV)/.installed-demo
 # each in .venv-matrix/ (reused while pyproject.toml is unchanged). See .ci/matrix.py.
 .PHONY: test-matrix
 test-matrix:
-	$(PYTHON) .ci/matrix.py
+	$(PYTHON) .ci/matrix.py $(MATRIX_ARGS)
 
 bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/run.py

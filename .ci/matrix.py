@@ -13,6 +13,9 @@ if any combination failed to install or had a failing test.
     python3 .ci/matrix.py                 # all combinations
     python3 .ci/matrix.py py3.12 py3.13   # only these
     python3 .ci/matrix.py --list
+    python3 .ci/matrix.py --notebooks     # also run notebooks/ through nbval in each venv
+    python3 .ci/matrix.py --make-test-junit .venv-matrix/make-test.junit.xml
+                                          # add a row for the dev .venv from that run
 """
 
 from __future__ import annotations
@@ -41,13 +44,20 @@ RESULTS_MD = ROOT / ".ci" / "matrix-results.md"
 COMBINATIONS: dict[str, tuple[str, list[str]]] = {
     "py3.10": ("3.10", []),
     "py3.10-ipy8-k6": ("3.10", ["ipython>=8.12,<9", "ipykernel>=6.29,<7"]),
+    # The lower bounds pyproject.toml declares, so they stay true.
+    "py3.10-floor": (
+        "3.10",
+        ["ipython==8.12.*", "ipykernel==6.29.*", "traitlets==5.9.*", "jupyter-client==8.0.*"],
+    ),
     "py3.12": ("3.12", []),
     "py3.13": ("3.13", []),
 }
 
-# pytest runs all of tests/ and skips nothing on purpose. Notebooks (nbval) are not part of
-# tests/ and run in the dev venv only (`make test`).
+# pytest runs all of tests/ and skips nothing on purpose. The notebooks run in the dev venv
+# (`make test`); their stored outputs are those of the dev versions (e.g. `%config` help text
+# differs with traitlets 5.9), so here they run only on request (--notebooks).
 PYTEST_ARGS = ["-p", "no:cacheprovider", "tests"]
+NOTEBOOK_ARGS = ["--nbval", "--nbval-current-env", "notebooks"]
 
 REPORTED = ("ipython", "ipykernel", "jupyter-client", "traitlets", "nest-asyncio2")
 
@@ -96,7 +106,11 @@ def stamp_for(python: str, pins: list[str]) -> str:
     """What the venv was built from: pyproject.toml, the pins, the interpreter's version."""
     version = subprocess.run([python, "-VV"], capture_output=True, text=True).stdout
     digest = hashlib.sha256()
-    for part in ((ROOT / "pyproject.toml").read_bytes(), json.dumps(pins).encode(), python.encode()):
+    for part in (
+        (ROOT / "pyproject.toml").read_bytes(),
+        json.dumps(pins).encode(),
+        python.encode(),
+    ):
         digest.update(part + b"\0")
     digest.update(version.encode())
     return digest.hexdigest()
@@ -122,13 +136,15 @@ def build_venv(name: str, python: str, pins: list[str]) -> tuple[bool, float, st
             out.write(f"$ {' '.join(step)}\n")
             out.flush()
             env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1")
-            if subprocess.run(step, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env).returncode:
+            if subprocess.run(
+                step, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env
+            ).returncode:
                 return False, time.monotonic() - started, f"install failed, see {logfile}"
     stamp_file.write_text(stamp)
     return True, time.monotonic() - started, "built"
 
 
-def installed_versions(venv: Path) -> dict[str, str]:
+def installed_versions(python: Path) -> dict[str, str]:
     code = (
         "import json, platform, importlib.metadata as m\n"
         f"names = {list(REPORTED)!r}\n"
@@ -136,7 +152,7 @@ def installed_versions(venv: Path) -> dict[str, str]:
         "v['python'] = platform.python_version()\n"
         "print(json.dumps(v))\n"
     )
-    out = subprocess.run([str(venv / "bin/python"), "-c", code], capture_output=True, text=True)
+    out = subprocess.run([str(python), "-c", code], capture_output=True, text=True)
     return json.loads(out.stdout) if out.returncode == 0 else {}
 
 
@@ -157,19 +173,37 @@ def junit_counts(path: Path) -> dict[str, int]:
     return counts
 
 
-def run_tests(name: str) -> tuple[int, float, dict[str, int]]:
+def run_tests(name: str, notebooks: bool) -> tuple[int, float, dict[str, int]]:
     """pytest on tests/ in the combination's venv; its output goes straight to ours."""
     venv = VENVS / name
     junit = venv / "junit.xml"
     junit.unlink(missing_ok=True)
-    log(f"{name}: pytest {' '.join(PYTEST_ARGS)}")
+    args = PYTEST_ARGS + (NOTEBOOK_ARGS if notebooks else [])
+    log(f"{name}: pytest {' '.join(args)}")
     started = time.monotonic()
     code = subprocess.run(
-        [str(venv / "bin/python"), "-m", "pytest", *PYTEST_ARGS, f"--junitxml={junit}"],
+        [str(venv / "bin/python"), "-m", "pytest", *args, f"--junitxml={junit}"],
         cwd=ROOT,
         env={k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")},
     ).returncode
     return code, time.monotonic() - started, junit_counts(junit)
+
+
+def make_test_row(junit: Path) -> dict[str, object]:
+    """The dev venv (.venv, Python 3.11, newest IPython/ipykernel) as `make test` ran it."""
+    counts = junit_counts(junit)
+    bad = counts["failed"] + counts["errors"]
+    outcome = f"{counts['passed']} passed, {bad} failed, {counts['skipped']} skipped"
+    if not junit.exists():
+        outcome = f"no results: {junit} is missing"
+    return {
+        "name": ".venv (make test, with notebooks)",
+        "python": "3.11",
+        "versions": installed_versions(ROOT / ".venv/bin/python"),
+        "ok": junit.exists() and bad == 0,
+        "outcome": outcome,
+        "seconds": 0.0,
+    }
 
 
 def write_results(rows: list[dict[str, object]]) -> None:
@@ -177,14 +211,15 @@ def write_results(rows: list[dict[str, object]]) -> None:
     lines = [
         f"Compatibility matrix as last run by `make test-matrix` ({today}, Linux x86_64).",
         "",
-        "| Python | IPython | ipykernel | jupyter_client | traitlets | nest-asyncio2 | tests |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| venv | Python | IPython | ipykernel | jupyter_client | traitlets | nest-asyncio2 "
+        "| tests |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in rows:
         v = row["versions"]
         assert isinstance(v, dict)
         lines.append(
-            f"| {v.get('python', row['python'])} | {v.get('ipython', '?')} | "
+            f"| {row['name']} | {v.get('python', row['python'])} | {v.get('ipython', '?')} | "
             f"{v.get('ipykernel', '?')} | {v.get('jupyter-client', '?')} | "
             f"{v.get('traitlets', '?')} | {v.get('nest-asyncio2', '?')} | {row['outcome']} |"
         )
@@ -197,6 +232,15 @@ def main() -> int:
     parser.add_argument("--list", action="store_true", help="list the combinations and exit")
     parser.add_argument(
         "--install-jobs", type=int, default=2, help="venvs built at once (default 2)"
+    )
+    parser.add_argument(
+        "--notebooks", action="store_true", help="also run notebooks/ (nbval) in each venv"
+    )
+    parser.add_argument(
+        "--make-test-junit",
+        type=Path,
+        metavar="XML",
+        help="JUnit XML of `make test` (dev .venv): reported as one more row",
     )
     args = parser.parse_args()
     if args.list:
@@ -237,14 +281,16 @@ def main() -> int:
         elif not builds[name][0]:
             row.update(ok=False, outcome=builds[name][2], seconds=builds[name][1])
         else:
-            row["versions"] = installed_versions(VENVS / name)
-            code, seconds, counts = run_tests(name)
+            row["versions"] = installed_versions(VENVS / name / "bin/python")
+            code, seconds, counts = run_tests(name, args.notebooks)
             bad = counts["failed"] + counts["errors"]
             outcome = f"{counts['passed']} passed, {bad} failed, {counts['skipped']} skipped"
             row.update(ok=code == 0 and bad == 0, outcome=outcome, seconds=seconds)
             if code != 0 and bad == 0:
                 row["outcome"] = f"{outcome} (pytest exit code {code})"
         rows.append(row)
+    if args.make_test_junit:
+        rows.insert(0, make_test_row(args.make_test_junit))
 
     log("summary")
     for row in rows:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import math
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -46,44 +46,54 @@ def _describe(obj: object) -> str:
 
 
 def as_coroutine(
-    awaitable: Awaitable[T], *, caller: str, loop: asyncio.AbstractEventLoop | None = None
+    awaitable: Awaitable[T],
+    *,
+    caller: str,
+    loop: asyncio.AbstractEventLoop | None = None,
+    usage: Callable[[str], str] | None = None,
 ) -> Coroutine[Any, Any, T]:
     """Return a coroutine that awaits ``awaitable``, or raise a clear ``TypeError``.
 
+    ``caller`` names the API in messages (``"run_coroutine_in_new_loop"``); ``usage``
+    spells a correct call of it with a given argument, for the "write this instead"
+    part (default: ``caller(arg)``; the ``%run_async`` magic passes its own syntax).
     ``loop`` is the loop the coroutine will run on when that loop already exists
     (a :class:`LoopThread`); futures bound to it are accepted, futures bound to any
-    other loop are refused, since awaiting them from another loop cannot work.
+    other loop are refused with ``ValueError``, since awaiting them there cannot work.
     """
     if inspect.iscoroutine(awaitable):
         return awaitable
+    call = usage or (lambda argument: f"{caller}({argument})")
+    name = f"{caller}()" if usage is None else caller
     if asyncio.isfuture(awaitable):
         future_loop = awaitable.get_loop()
         if loop is not None and future_loop is loop:
             return _await_it(awaitable)
         raise ValueError(
-            f"{caller}() got {type(awaitable).__name__} {awaitable!r}, which belongs to "
+            f"{name} got {type(awaitable).__name__} {awaitable!r}, which belongs to "
             f"event loop {future_loop!r}; a future can only be awaited on its own loop. "
-            f"Pass the coroutine that produces the result instead, e.g. {caller}(fetch()) "
-            f"rather than {caller}(asyncio.ensure_future(fetch()))."
+            f"Pass the coroutine that produces the result instead, e.g. {call('fetch()')} "
+            f"rather than {call('asyncio.ensure_future(fetch())')}."
         )
     if inspect.iscoroutinefunction(awaitable) or inspect.isasyncgenfunction(awaitable):
-        name = _describe(awaitable)
+        function = _describe(awaitable)
         raise TypeError(
-            f"{caller}() got the coroutine function {name}, not a coroutine. "
-            f"Call it first: {caller}({name}(...)) rather than {caller}({name})."
+            f"{name} got the coroutine function {function}, not a coroutine. "
+            f"Call it first: {call(function + '(...)')} rather than {call(function)}."
         )
     if inspect.isasyncgen(awaitable):
         raise TypeError(
-            f"{caller}() got an async generator ({_describe(awaitable)}), which cannot be "
+            f"{name} got an async generator ({_describe(awaitable)}), which cannot be "
             f"awaited. Wrap it in a coroutine, e.g. "
-            f"`async def collect(): return [x async for x in gen]`, and pass collect()."
+            f"`async def collect(): return [x async for x in gen]`, and pass "
+            f"{call('collect()')}."
         )
     if inspect.isawaitable(awaitable):
         return _await_it(awaitable)
     raise TypeError(
-        f"{caller}() expects a coroutine or another awaitable, got "
+        f"{name} expects a coroutine or another awaitable, got "
         f"{type(awaitable).__name__} {awaitable!r}. Pass a coroutine such as "
-        f"{caller}(fetch()) where fetch is defined with `async def`."
+        f"{call('fetch()')} where fetch is defined with `async def`."
     )
 
 

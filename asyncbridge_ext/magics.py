@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import asyncio
 import inspect
 import math
 import sys
@@ -31,6 +30,7 @@ from IPython.core.magic import (
 )
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
+from ._awaitables import as_coroutine
 from .config import AsyncBridge
 from .core import run_coroutine_in_new_loop
 
@@ -80,35 +80,6 @@ def split_leading_options(line: str) -> tuple[str, str]:
         options.append(word)
         rest = rest[len(word) :].lstrip()
     return " ".join(options), rest
-
-
-def _check_awaitable(value: object, expr: str) -> None:
-    """Refuse, with a UsageError saying what to write instead, what the core cannot run."""
-    if inspect.iscoroutinefunction(value) or inspect.isasyncgenfunction(value):
-        name = getattr(value, "__name__", expr)
-        raise UsageError(
-            f"%run_async got the coroutine function {expr}, not a coroutine. Call it: "
-            f"%run_async {name}(...) rather than %run_async {expr}."
-        )
-    if inspect.isasyncgen(value):
-        raise UsageError(
-            f"%run_async got an async generator ({expr}), which cannot be awaited. Collect "
-            f"it in a coroutine, e.g. `async def collect(): return [x async for x in gen]`, "
-            f"then %run_async collect()."
-        )
-    if asyncio.isfuture(value):
-        raise UsageError(
-            f"%run_async got {type(value).__name__} {expr}, which is bound to the loop that "
-            f"created it, and a future can only be awaited on its own loop. Pass the "
-            f"coroutine instead: %run_async fetch() rather than "
-            f"%run_async asyncio.ensure_future(fetch())."
-        )
-    if not inspect.isawaitable(value):
-        raise UsageError(
-            f"%run_async needs an awaitable such as a coroutine, but {expr} gave "
-            f"{type(value).__name__} {value!r}. Example: %run_async fetch() where fetch "
-            f"is defined with `async def`."
-        )
 
 
 def _top_level_return_or_yield(tree: ast.Module) -> ast.stmt | ast.expr | None:
@@ -200,8 +171,13 @@ class AsyncBridgeMagics(Magics):
                 f"({exc.msg}). Write e.g. `%run_async fetch()`; to keep the result, "
                 f"`x = %run_async fetch()`."
             ) from None
-        awaitable = eval(code, shell.user_ns)
-        _check_awaitable(awaitable, source)
+        value = eval(code, shell.user_ns)
+        try:
+            awaitable = as_coroutine(
+                value, caller="%run_async", usage=lambda argument: f"%run_async {argument}"
+            )
+        except (TypeError, ValueError) as exc:
+            raise UsageError(str(exc)) from None
         return run_coroutine_in_new_loop(awaitable, timeout=self._timeout(args))
 
     @no_var_expand

@@ -296,13 +296,16 @@ def main() -> int:
     for row in rows:
         v = row["versions"]
         assert isinstance(v, dict)
-        build_seconds = builds.get(str(row["name"]), (False, 0.0, ""))[1]
+        timing = ""
+        if row["name"] in builds:
+            timing = (
+                f"  (install {builds[str(row['name'])][1]:.0f} s, tests {row['seconds']:.0f} s)"
+            )
         print(
             f"{'PASS' if row['ok'] else 'FAIL'} {row['name']:<16} "
             f"Python {v.get('python', row['python'])}  IPython {v.get('ipython', '?')}  "
             f"ipykernel {v.get('ipykernel', '?')}  jupyter_client {v.get('jupyter-client', '?')}"
-            f": {row['outcome']}  (install {build_seconds:.0f} s, tests "
-            f"{float(row['seconds']):.0f} s)",  # type: ignore[arg-type]
+            f": {row['outcome']}{timing}",
             flush=True,
         )
     if not args.names:

@@ -208,8 +208,13 @@ def make_test_row(junit: Path) -> dict[str, object]:
 
 def write_results(rows: list[dict[str, object]]) -> None:
     today = datetime.date.today().isoformat()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
     lines = [
-        f"Compatibility matrix as last run by `make test-matrix` ({today}, Linux x86_64).",
+        f"Compatibility matrix as last run by `make test-matrix` ({today}, commit "
+        f"{commit or '?'}, Linux x86_64). Tests: all of tests/; the .venv row also ran the "
+        "notebooks.",
         "",
         "| venv | Python | IPython | ipykernel | jupyter_client | traitlets | nest-asyncio2 "
         "| tests |",

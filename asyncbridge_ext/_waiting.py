@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Coroutine
@@ -30,6 +31,15 @@ WAIT_SLICE = 0.2
 #: Default for how long a cancelled coroutine may take to finish its ``finally`` blocks
 #: before it is abandoned with a warning.
 DEFAULT_CANCEL_GRACE = 3.0
+
+
+if sys.version_info >= (3, 11):
+    CallTimeoutError = TimeoutError
+else:
+
+    class CallTimeoutError(TimeoutError, asyncio.TimeoutError):
+        """Raised on timeout. Before Python 3.11, ``asyncio.TimeoutError`` is not the
+        built-in ``TimeoutError``; this is both, so either ``except`` clause catches it."""
 
 
 class Call(Generic[T]):
@@ -160,7 +170,7 @@ def wait_for_outcome(
         message = f"the coroutine did not finish within {timeout} s; it was cancelled" + (
             " and its finally blocks ran" if ran_finally else " but did not stop in time"
         )
-        raise TimeoutError(message) from cause
+        raise CallTimeoutError(message) from cause
     if call.cancel_cause == "close" and isinstance(call.error, asyncio.CancelledError):
         call.error = None
         raise RuntimeError(

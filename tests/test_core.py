@@ -239,6 +239,13 @@ def test_timeout_on_a_coroutine_that_ignores_cancellation_is_bounded(
         release.set()
 
 
+def test_the_timeout_error_is_caught_by_both_spellings() -> None:
+    # On Python 3.10 asyncio.TimeoutError is not the built-in TimeoutError.
+    for spelling in (TimeoutError, asyncio.TimeoutError):
+        with pytest.raises(spelling):
+            run_coroutine_in_new_loop(asyncio.sleep(10), timeout=0.05)
+
+
 def test_timeout_keeps_a_fast_result() -> None:
     assert run_coroutine_in_new_loop(asyncio.sleep(0, result=5), timeout=10) == 5
 

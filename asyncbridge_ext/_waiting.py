@@ -36,10 +36,14 @@ DEFAULT_CANCEL_GRACE = 3.0
 if sys.version_info >= (3, 11):
     CallTimeoutError = TimeoutError
 else:
+    import builtins
 
-    class CallTimeoutError(TimeoutError, asyncio.TimeoutError):
-        """Raised on timeout. Before Python 3.11, ``asyncio.TimeoutError`` is not the
-        built-in ``TimeoutError``; this is both, so either ``except`` clause catches it."""
+    class TimeoutError(builtins.TimeoutError, asyncio.TimeoutError):
+        """Raised on timeout. Before Python 3.11 ``asyncio.TimeoutError`` is not the
+        built-in ``TimeoutError``; this is both (and shows as ``TimeoutError``), so either
+        ``except`` clause catches it."""
+
+    CallTimeoutError = TimeoutError
 
 
 class Call(Generic[T]):

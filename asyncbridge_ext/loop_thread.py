@@ -122,7 +122,8 @@ class LoopThread:
         except BaseException:
             close_quietly(awaitable)
             raise
-        try:
+
+        def hand_over() -> None:
             try:
                 self._loop.call_soon_threadsafe(self._start, call, coro, context=call.context)
             except RuntimeError:  # the loop closed after our check above
@@ -131,7 +132,13 @@ class LoopThread:
                     "LoopThread.run() was called while the LoopThread was closing; create a "
                     "new LoopThread for further calls."
                 ) from None
-            return wait_for_outcome(call, timeout, self._grace, lambda: self._cancel(call))
+
+        try:
+            # Scheduled inside the wait's try, so a Ctrl-C right after scheduling still
+            # cancels the coroutine instead of leaving it running unobserved.
+            return wait_for_outcome(
+                call, timeout, self._grace, lambda: self._cancel(call), hand_over
+            )
         finally:
             with self._lock:
                 self._calls.discard(call)

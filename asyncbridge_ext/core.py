@@ -189,13 +189,15 @@ class _WorkerPool:
         self, loop: asyncio.AbstractEventLoop, task: asyncio.Task[None], call: Call[Any]
     ) -> None:
         """Hand ``loop`` and its one ``task`` to a worker. Runs on the caller's thread."""
+        # Queue first: if a Ctrl-C lands anywhere after this line, the job still runs
+        # (now, or on the next worker), so its loop gets the cancellation and is closed.
+        self._jobs.put((loop, task, call))
         with self._lock:
             if self._idle:
-                self._idle -= 1
+                self._idle -= 1  # an idle worker will take it (counted as promised)
                 start = False
             else:
                 start = True
-        self._jobs.put((loop, task, call))
         if start:
             thread = threading.Thread(
                 target=self._work, name=f"asyncbridge-worker-{next(self._names)}", daemon=True

@@ -52,6 +52,9 @@ def run_notebook(path: Path, timeout: float) -> nbformat.NotebookNode:
             timeout=timeout,
             kernel_name="python3",
             resources={"metadata": {"path": str(path.parent)}},
+            # The kernel's own start-up warnings (ipykernel 7.4 warns that local TCP is
+            # unencrypted) are not part of the demo; its errors still show.
+            extra_arguments=["--IPKernelApp.log_level=ERROR"],
         )
         client.execute()
     return notebook

@@ -67,6 +67,18 @@ class Call(Generic[T]):
         self.cancel_cause: str | None = None
 
 
+def create_task_in_context(
+    loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None], call: Call[Any]
+) -> asyncio.Task[None]:
+    """Create ``coro``'s task on ``loop`` under the caller's copied context; record it."""
+    if sys.version_info >= (3, 11):
+        task = loop.create_task(coro, context=call.context)
+    else:  # the task copies the context current at its creation
+        task = call.context.run(loop.create_task, coro)
+    call.task = task
+    return task
+
+
 async def capture_outcome(call: Call[T], coro: Coroutine[Any, Any, T], release: bool) -> None:
     """Await ``coro`` on the current loop and store its result or exception in ``call``.
 

@@ -12,17 +12,18 @@ import asyncio
 import itertools
 import logging
 import queue
-import sys
 import threading
 from collections.abc import Awaitable, Coroutine
 from typing import Any, TypeVar
 
 from ._awaitables import as_coroutine, check_grace, check_timeout, close_quietly
+from ._closing import tidy_loop_before_close
 from ._waiting import (
     DEFAULT_CANCEL_GRACE,
     Call,
     cancel_if_running,
     capture_outcome,
+    create_task_in_context,
     wait_for_outcome,
 )
 from .loop_thread import LoopThread
@@ -94,12 +95,7 @@ def run_coroutine_in_new_loop(
     loop = asyncio.new_event_loop()
     # The task is created here, before any thread runs the loop, so a cancellation
     # request always finds both the loop and the task, however early it comes.
-    task_coro = _run_then_clean_up(call, coro, grace)
-    if sys.version_info >= (3, 11):
-        task = loop.create_task(task_coro, context=call.context)
-    else:
-        task = call.context.run(loop.create_task, task_coro)
-    call.task = task
+    task = create_task_in_context(loop, _run_then_clean_up(call, coro, grace), call)
 
     def request_cancel() -> None:
         try:
@@ -119,51 +115,11 @@ async def _run_then_clean_up(call: Call[T], coro: Coroutine[Any, Any, T], grace:
     """The one task of a fresh loop: run the coroutine, then tidy the loop for closing.
 
     Runs on a worker thread. Cleanup happens in the same task, so a call costs a single
-    ``run_until_complete``. One timer bounds the whole cleanup by ``grace`` seconds
-    (cheaper than a ``wait_for`` per step, which would start a task each on Python 3.11).
+    ``run_until_complete``.
     """
     __tracebackhide__ = True
     await capture_outcome(call, coro, release=False)
-    loop = asyncio.get_running_loop()
-    this = asyncio.current_task()
-    if this is None:  # pragma: no cover - we always run as a task
-        return
-    timer = loop.call_later(grace, this.cancel)
-    try:
-        # One turn of the loop first: async generators the coroutine dropped have their
-        # aclose() scheduled by a finalizer callback; let it create those tasks now.
-        await asyncio.sleep(0)
-        leftovers = [task for task in asyncio.all_tasks(loop) if task is not this]
-        if leftovers:
-            for task in leftovers:
-                task.cancel()
-            await asyncio.wait(leftovers)
-            _report_failed_leftovers(loop, leftovers)
-        await loop.shutdown_asyncgens()
-        await loop.shutdown_default_executor()
-    except asyncio.CancelledError:
-        logger.warning(
-            "asyncbridge_ext: cleaning up a fresh loop (cancelling leftover tasks, closing "
-            "async generators, shutting down its executor) took over %.1f s; gave up",
-            grace,
-        )
-    finally:
-        timer.cancel()
-
-
-def _report_failed_leftovers(
-    loop: asyncio.AbstractEventLoop, tasks: list[asyncio.Task[Any]]
-) -> None:
-    """Hand exceptions of leftover tasks to the loop's handler, as ``asyncio.run`` does."""
-    for task in tasks:
-        if not task.cancelled() and task.exception() is not None:
-            loop.call_exception_handler(
-                {
-                    "message": "unhandled exception in a task the coroutine left running",
-                    "exception": task.exception(),
-                    "task": task,
-                }
-            )
+    await tidy_loop_before_close(grace, "a fresh loop")
 
 
 _Job = tuple[asyncio.AbstractEventLoop, "asyncio.Task[None]", Call[Any]]

@@ -5,18 +5,19 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import sys
 import threading
 from collections.abc import Awaitable, Coroutine
 from types import TracebackType
 from typing import Any, TypeVar
 
 from ._awaitables import as_coroutine, check_grace, check_timeout, close_quietly
+from ._closing import tidy_loop_before_close
 from ._waiting import (
     DEFAULT_CANCEL_GRACE,
     Call,
     cancel_if_running,
     capture_outcome,
+    create_task_in_context,
     wait_for_outcome,
 )
 
@@ -125,7 +126,7 @@ class LoopThread:
 
         def hand_over() -> None:
             try:
-                self._loop.call_soon_threadsafe(self._start, call, coro, context=call.context)
+                self._loop.call_soon_threadsafe(self._start, call, coro)
             except RuntimeError:  # the loop closed after our check above
                 coro.close()
                 raise RuntimeError(
@@ -144,12 +145,8 @@ class LoopThread:
                 self._calls.discard(call)
 
     def _start(self, call: Call[T], coro: Coroutine[Any, Any, T]) -> None:
-        """Create the call's task. Runs on the loop thread, in the caller's copied context."""
-        if sys.version_info >= (3, 11):
-            task = self._loop.create_task(capture_outcome(call, coro, True), context=call.context)
-        else:
-            task = self._loop.create_task(capture_outcome(call, coro, True))
-        call.task = task
+        """Create the call's task. Runs on the loop thread."""
+        create_task_in_context(self._loop, capture_outcome(call, coro, True), call)
 
     def _cancel(self, call: Call[Any]) -> None:
         """Ask the loop to cancel ``call``. Runs on the caller's thread."""
@@ -200,21 +197,7 @@ class LoopThread:
     async def _shut_down(self) -> None:
         """Runs on the loop: cancel every other task, tidy up, then stop the loop."""
         try:
-            this = asyncio.current_task()
-            tasks = [task for task in asyncio.all_tasks() if task is not this]
-            for task in tasks:
-                task.cancel()
-            if tasks:
-                _, pending = await asyncio.wait(tasks, timeout=self._grace)
-                if pending:
-                    logger.warning(
-                        "asyncbridge_ext: %d task(s) ignored cancellation for %.1f s when the "
-                        "LoopThread closed; abandoned",
-                        len(pending),
-                        self._grace,
-                    )
-            await asyncio.wait_for(self._loop.shutdown_asyncgens(), self._grace)
-            await asyncio.wait_for(self._loop.shutdown_default_executor(), self._grace)
+            await tidy_loop_before_close(self._grace, f"the loop of {self._thread.name}")
         except Exception:
             logger.exception("asyncbridge_ext: error while closing a LoopThread")
         finally:

@@ -136,9 +136,8 @@ class _WorkerPool:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._idle = 0  # idle workers not yet promised to a submitted job
-        self._threads: set[threading.Thread] = set()
         self._names = itertools.count(1)
 
     def submit(
@@ -158,8 +157,6 @@ class _WorkerPool:
             thread = threading.Thread(
                 target=self._work, name=f"asyncbridge-worker-{next(self._names)}", daemon=True
             )
-            with self._lock:
-                self._threads.add(thread)
             thread.start()
             logger.debug("started worker thread %s", thread.name)
 
@@ -175,24 +172,11 @@ class _WorkerPool:
                             self._idle -= 1
                             return
                     continue
-                if job is None:
-                    return
                 _run_fresh_loop(*job)
                 with self._lock:
                     self._idle += 1
         finally:
-            with self._lock:
-                self._threads.discard(threading.current_thread())
             logger.debug("worker thread %s exits", threading.current_thread().name)
-
-    def shutdown(self, timeout: float = 5.0) -> None:
-        """Stop idle workers and join every worker, each for at most ``timeout`` seconds."""
-        with self._lock:
-            threads = list(self._threads)
-        for _ in threads:
-            self._jobs.put(None)
-        for thread in threads:
-            thread.join(timeout)
 
 
 def _run_fresh_loop(

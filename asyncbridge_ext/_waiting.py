@@ -20,6 +20,8 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any, Generic, TypeVar
 
+from .activity import ACTIVITY
+
 T = TypeVar("T")
 
 logger = logging.getLogger("asyncbridge_ext")
@@ -143,6 +145,7 @@ def _wait_for_cancelled(call: Call[Any], grace: float, what: str) -> bool:
             grace,
             what,
         )
+        ACTIVITY.abandon(f"a coroutine cancelled after {what}", lambda: not call.settled)
     return finished
 
 
@@ -171,11 +174,13 @@ def wait_for_outcome(
             hand_over()
         finished = _acquire_by(call.done, deadline)
     except KeyboardInterrupt:
+        ACTIVITY.count("interrupt")
         call.cancel_cause = "interrupt"
         request_cancel()
         _wait_for_cancelled(call, grace, "KeyboardInterrupt")
         raise
     if not finished:
+        ACTIVITY.count("timeout")
         call.cancel_cause = "timeout"
         request_cancel()
         ran_finally = _wait_for_cancelled(call, grace, f"timeout of {timeout} s")

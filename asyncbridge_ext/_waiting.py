@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any, Generic, TypeVar
 
+from ._interrupts import INTERRUPTS
 from .activity import ACTIVITY
 
 T = TypeVar("T")
@@ -112,9 +113,18 @@ def cancel_if_running(call: Call[Any]) -> None:
         call.task.cancel()
 
 
-def _acquire_by(lock: threading.Lock, deadline: float | None) -> bool:
-    """Wait for ``lock`` until ``deadline`` (monotonic), in short slices."""
+def _acquire_by(
+    lock: threading.Lock, deadline: float | None, interrupted: threading.Event | None = None
+) -> bool:
+    """Wait for ``lock`` until ``deadline`` (monotonic), in short slices.
+
+    ``interrupted`` (set by a kernel interrupt aimed at a thread other than the main
+    one) turns into ``KeyboardInterrupt`` here, within one slice.
+    """
     while True:
+        if interrupted is not None and interrupted.is_set():
+            interrupted.clear()
+            raise KeyboardInterrupt
         if deadline is None:
             if lock.acquire(timeout=WAIT_SLICE):
                 return True
@@ -166,13 +176,24 @@ def wait_for_outcome(
     blocks, then raise ``TimeoutError``. ``KeyboardInterrupt`` while waiting: the same,
     then re-raise ``KeyboardInterrupt``. The caller never waits longer than
     ``timeout + grace`` (or ``grace`` after an interrupt).
+
+    Off the main thread (an ipykernel 7 subshell) no SIGINT arrives; the wait is
+    registered with :data:`~asyncbridge_ext._interrupts.INTERRUPTS` instead, so an
+    interrupt delivered through it raises ``KeyboardInterrupt`` here within one slice.
     """
     __tracebackhide__ = True
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
-        if hand_over is not None:
-            hand_over()
-        finished = _acquire_by(call.done, deadline)
+        if threading.current_thread() is threading.main_thread():
+            if hand_over is not None:
+                hand_over()
+            finished = _acquire_by(call.done, deadline)
+        else:  # no signal reaches this thread: let the extension's SIGINT handling in
+            interrupted = threading.Event()
+            with INTERRUPTS.target(interrupted.set):
+                if hand_over is not None:
+                    hand_over()
+                finished = _acquire_by(call.done, deadline, interrupted)
     except KeyboardInterrupt:
         ACTIVITY.count("interrupt")
         call.cancel_cause = "interrupt"

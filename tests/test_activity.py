@@ -51,3 +51,42 @@ def test_abandoned_work_is_listed_while_it_runs() -> None:
             break
         threading.Event().wait(0.01)
     assert not any("timeout of 0.05" in what for what in ACTIVITY.abandoned_running())
+
+
+def test_an_interrupt_reaches_a_call_waiting_off_the_main_thread() -> None:
+    """What the extension's SIGINT handling does for a subshell: the call is cancelled,
+    its finally runs, and the waiting thread gets KeyboardInterrupt."""
+    from asyncbridge_ext._interrupts import INTERRUPTS
+
+    started = threading.Event()
+    outcome: list[object] = []
+    ran_finally = threading.Event()
+
+    async def slow() -> None:
+        started.set()
+        try:
+            await asyncio.sleep(30)
+        finally:
+            ran_finally.set()
+
+    def caller() -> None:
+        try:
+            run_coroutine_in_new_loop(slow())
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=caller, name="test-subshell-caller")
+    thread.start()
+    try:
+        assert started.wait(10)
+        for _ in range(500):  # the wait registers itself right after handing over
+            if INTERRUPTS.waiting_threads():
+                break
+            threading.Event().wait(0.01)
+        assert INTERRUPTS.interrupt_off_main() == 1
+    finally:
+        thread.join(10)
+    assert not thread.is_alive()
+    assert ran_finally.is_set()
+    assert len(outcome) == 1 and isinstance(outcome[0], KeyboardInterrupt)
+    assert INTERRUPTS.waiting_threads() == 0

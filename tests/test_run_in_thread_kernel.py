@@ -1,4 +1,4 @@
-"""run_in_thread called from a notebook cell: output in the cell, and Interrupt kernel stops the work."""
+"""run_in_thread from a notebook cell: output in the cell; Interrupt kernel stops the work."""
 
 from __future__ import annotations
 

@@ -196,6 +196,24 @@ def test_calls_from_many_threads_run_at_once_each_on_its_own_worker() -> None:
     assert len(set(idents)) == callers
 
 
+def test_past_the_thread_limit_a_call_is_refused_instead_of_waiting() -> None:
+    pool = thread_pool()
+    for idle in pool.retire_idle():  # start from no threads at all
+        idle.join(WAIT)
+    saved = pool.max_threads
+    pool.max_threads = 2
+
+    def nest(depth: int) -> int:
+        return depth if depth == 3 else run_in_thread(nest, depth + 1, timeout=WAIT)
+
+    try:
+        with pytest.raises(RuntimeError, match=r"has 2 worker threads busy \(0 of them abandoned"):
+            run_in_thread(nest, 1, timeout=WAIT)
+        assert run_in_thread(nest, 2, timeout=WAIT) == 3
+    finally:
+        pool.max_threads = saved
+
+
 def test_idle_extra_threads_exit_and_the_first_one_stays() -> None:
     pool = thread_pool()
     saved = pool.idle_seconds
@@ -215,6 +233,8 @@ def test_idle_extra_threads_exit_and_the_first_one_stays() -> None:
 
 
 def test_a_thousand_calls_leave_no_thread_or_file_descriptor_behind() -> None:
+    for idle in thread_pool().retire_idle():  # no extra worker may exit while we count
+        idle.join(WAIT)
     run_in_thread(int)  # the first worker exists before counting
     gc.collect()
     threads_before = threading.active_count()

@@ -1,9 +1,10 @@
 """One call handed from a caller thread to a loop, and the caller's bounded wait for it.
 
 Shared by :func:`~asyncbridge_ext.run_coroutine_in_new_loop` and
-:class:`~asyncbridge_ext.LoopThread`. The caller thread blocks on a plain lock in
-short slices (so Ctrl-C works everywhere, and a SIGINT in the main thread raises
-``KeyboardInterrupt`` promptly); the loop thread records the coroutine's outcome and
+:class:`~asyncbridge_ext.LoopThread`, and by :func:`~asyncbridge_ext.run_in_thread`,
+whose call is a plain function on a worker thread. The caller thread blocks on a plain
+lock in short slices (so Ctrl-C works everywhere, and a SIGINT in the main thread raises
+``KeyboardInterrupt`` promptly); the loop (or worker) thread records the outcome and
 releases the lock. The coroutine's own exception object is carried across unchanged,
 which ``run_coroutine_threadsafe(...).result()`` does not do (it turns a user's
 ``CancelledError("msg")`` into ``concurrent.futures.CancelledError`` without a message).
@@ -53,6 +54,8 @@ else:
 class Call(Generic[T]):
     """The state of one coroutine handed to a loop thread, shared by both threads.
 
+    (For ``run_in_thread``, of one function handed to a worker thread: it writes
+    ``result`` / ``error`` / ``settled`` the same way, and ``task`` stays ``None``.)
     The loop thread writes ``result`` / ``error`` / ``settled`` (only from the loop);
     the caller reads them after ``done`` was released. ``cancel_cause`` is written by
     the thread that asks for cancellation, before it asks.

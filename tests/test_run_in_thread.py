@@ -1,16 +1,12 @@
-"""run_in_thread: placement, results, errors, thread reuse, and stopping the work."""
+"""run_in_thread: placement, results, errors, thread reuse (stopping: test_run_in_thread_stop)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
 import gc
-import logging
 import os
-import signal
-import sys
 import threading
-import time
 import traceback
 import warnings
 from collections.abc import Iterator
@@ -18,24 +14,18 @@ from collections.abc import Iterator
 import anyio
 import pytest
 from asgiref.sync import async_to_sync
+from thread_pool_check import WAIT, assert_no_worker_left, retire_idle_workers
 
 from asyncbridge_ext import run_coroutine_in_new_loop, run_in_thread
-from asyncbridge_ext._interrupts import INTERRUPTS
 from asyncbridge_ext._thread_pool import thread_pool
-from asyncbridge_ext.activity import ACTIVITY
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="unset")
-
-WAIT = 10.0  # the bound of every wait for another thread
 
 
 @pytest.fixture(autouse=True, scope="module")
 def _no_worker_left_behind() -> Iterator[None]:
     yield
-    for thread in thread_pool().retire_idle():
-        thread.join(WAIT)
-        assert not thread.is_alive()
-    assert thread_pool().status() == {"busy": 0, "idle": 0, "abandoned": 0}
+    assert_no_worker_left()
 
 
 def loop_in_this_thread() -> bool:
@@ -233,8 +223,7 @@ def test_idle_extra_threads_exit_and_the_first_one_stays() -> None:
 
 
 def test_a_thousand_calls_leave_no_thread_or_file_descriptor_behind() -> None:
-    for idle in thread_pool().retire_idle():  # no extra worker may exit while we count
-        idle.join(WAIT)
+    retire_idle_workers()  # no extra worker may exit while we count
     run_in_thread(int)  # the first worker exists before counting
     gc.collect()
     threads_before = threading.active_count()
@@ -286,204 +275,6 @@ def test_a_bad_timeout_is_refused(timeout: float) -> None:
 def test_a_non_number_timeout_is_refused() -> None:
     with pytest.raises(TypeError, match="timeout must be a number of seconds or None"):
         run_in_thread(int, timeout="5")  # type: ignore[arg-type]
-
-
-# --- timeout and interrupt stop the work --------------------------------------------------
-
-
-def slow_asyncio_run(started: threading.Event, finally_ran: threading.Event) -> None:
-    async def slow() -> None:
-        try:
-            started.set()
-            await asyncio.sleep(60)
-        finally:
-            await asyncio.sleep(0)  # an await in finally still runs on that loop
-            finally_ran.set()
-
-    asyncio.run(slow())
-
-
-def test_a_timeout_cancels_the_tasks_of_a_loop_running_in_the_worker() -> None:
-    started, finally_ran = threading.Event(), threading.Event()
-    begun = time.monotonic()
-    with pytest.raises(TimeoutError, match=r"slow_asyncio_run\(\) did not finish within 0\.3 s"):
-        run_in_thread(slow_asyncio_run, started, finally_ran, timeout=0.3)
-    assert time.monotonic() - begun < 2  # cancelled at once, not after the grace period
-    assert finally_ran.is_set()
-
-
-def test_a_timeout_stops_a_uvloop_running_in_the_worker() -> None:
-    uvloop = pytest.importorskip("uvloop")
-    started, finally_ran = threading.Event(), threading.Event()
-
-    async def slow() -> None:
-        try:
-            started.set()
-            await asyncio.sleep(60)
-        finally:
-            finally_ran.set()
-
-    begun = time.monotonic()
-    with pytest.raises(TimeoutError, match="its finally blocks ran"):
-        run_in_thread(uvloop.run, slow(), timeout=0.3)
-    assert time.monotonic() - begun < 2
-    assert finally_ran.is_set()
-
-
-def test_a_task_that_never_yields_gets_the_exception_after_half_the_grace() -> None:
-    finally_ran = threading.Event()
-
-    async def hog() -> None:
-        try:
-            while True:  # the loop never gets control back to run the cancellation
-                pass
-        finally:
-            finally_ran.set()
-
-    with pytest.raises(TimeoutError, match="its finally blocks ran"):
-        run_in_thread(asyncio.run, hog(), timeout=0.2, cancel_grace=1.0)
-    assert finally_ran.is_set()
-
-
-class Spinner:
-    """A plain-Python busy loop whose counter shows whether it still runs."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.started = threading.Event()
-        self.finally_ran = threading.Event()
-
-    def spin(self) -> None:
-        try:  # the marker inside: the stop may land right after it
-            self.started.set()
-            while True:
-                self.count += 1
-        finally:
-            self.finally_ran.set()
-
-
-def test_a_timeout_stops_a_plain_python_busy_loop() -> None:
-    spinner = Spinner()
-    ident = run_in_thread(threading.get_ident)
-    with pytest.raises(TimeoutError, match="it was cancelled and its finally blocks ran"):
-        run_in_thread(spinner.spin, timeout=0.3)
-    assert spinner.finally_ran.is_set()  # the loop left: the counter no longer moves
-    stopped_at = spinner.count
-    assert run_in_thread(threading.get_ident) == ident  # same worker, free and usable
-    assert spinner.count == stopped_at
-
-
-def interrupt_main_when(marker: threading.Event) -> threading.Thread:
-    """Send SIGINT to the main thread once ``marker`` shows the work is running."""
-
-    def send() -> None:
-        if marker.wait(WAIT):
-            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
-
-    thread = threading.Thread(target=send, name="test-interrupter")
-    thread.start()
-    return thread
-
-
-@pytest.mark.skipif(sys.platform == "win32", reason="uses pthread_kill")
-def test_ctrl_c_in_the_waiting_caller_stops_a_loop_in_the_worker() -> None:
-    started, finally_ran = threading.Event(), threading.Event()
-    interrupter = interrupt_main_when(started)
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            run_in_thread(slow_asyncio_run, started, finally_ran)
-    finally:
-        interrupter.join(WAIT)
-    assert finally_ran.is_set()
-
-
-@pytest.mark.skipif(sys.platform == "win32", reason="uses pthread_kill")
-def test_ctrl_c_in_the_waiting_caller_stops_a_busy_loop() -> None:
-    spinner = Spinner()
-    before = ACTIVITY.snapshot()
-    interrupter = interrupt_main_when(spinner.started)
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            run_in_thread(spinner.spin)
-    finally:
-        interrupter.join(WAIT)
-    assert spinner.finally_ran.is_set()
-    assert ACTIVITY.since(before).get("interrupt") == 1
-    assert "abandoned" not in ACTIVITY.since(before)
-
-
-def test_an_interrupt_reaches_a_caller_off_the_main_thread() -> None:
-    """What the extension does for a subshell: the registered wait raises KeyboardInterrupt."""
-    spinner = Spinner()
-    outcome: list[BaseException] = []
-
-    def caller() -> None:
-        try:
-            run_in_thread(spinner.spin)
-        except BaseException as exc:
-            outcome.append(exc)
-
-    thread = threading.Thread(target=caller, name="test-subshell")
-    thread.start()
-    try:
-        assert spinner.started.wait(WAIT)  # the wait registers before the hand-over
-        assert INTERRUPTS.waiting_threads() == 1
-        assert INTERRUPTS.interrupt_off_main() == 1
-    finally:
-        thread.join(WAIT)
-    assert [type(exc) for exc in outcome] == [KeyboardInterrupt]
-    assert spinner.finally_ran.is_set()
-
-
-def test_a_stop_arriving_as_the_function_returns_never_reaches_the_next_call() -> None:
-    ident = run_in_thread(threading.get_ident)
-
-    def spin_for(seconds: float) -> None:
-        end = time.perf_counter() + seconds
-        while time.perf_counter() < end:
-            pass
-
-    for step in range(60):  # timeouts around the function's own end, before and after it
-        try:
-            run_in_thread(spin_for, 0.002 + step * 0.0001, timeout=0.004)
-        except TimeoutError:
-            pass
-        assert run_in_thread(threading.get_ident) == ident
-
-
-@pytest.mark.parametrize("blocking_call", ["event_wait", "time_sleep"])
-def test_work_blocked_in_a_c_call_is_abandoned_after_the_grace_period(
-    blocking_call: str, caplog: pytest.LogCaptureFixture
-) -> None:
-    # Event.wait() and time.sleep() (like a lock, a socket read) block inside one C call:
-    # the exception raised in that thread lands only when the call returns.
-    release = threading.Event()
-
-    def blocked() -> None:
-        if blocking_call == "event_wait":
-            release.wait()
-        else:
-            time.sleep(1.5)
-
-    before = ACTIVITY.snapshot()
-    first = run_in_thread(threading.current_thread)
-    begun = time.monotonic()
-    try:
-        with caplog.at_level(logging.WARNING, logger="asyncbridge_ext"):
-            with pytest.raises(TimeoutError, match="did not stop in time"):
-                run_in_thread(blocked, timeout=0.2, cancel_grace=0.4)
-        assert time.monotonic() - begun < 1.5
-        assert "the function test_work_blocked" in caplog.text and "abandoned" in caplog.text
-        assert ACTIVITY.since(before).get("abandoned") == 1
-        assert any(first.name in what for what in ACTIVITY.abandoned_running())
-        assert thread_pool().status()["abandoned"] == 1
-        assert run_in_thread(threading.current_thread) is not first  # not reused
-    finally:
-        release.set()
-    first.join(WAIT)  # it exits once its function returns
-    assert not first.is_alive()
-    assert not any(first.name in what for what in ACTIVITY.abandoned_running())
-    assert thread_pool().status()["abandoned"] == 0
 
 
 def test_run_coroutine_in_new_loop_inside_the_worker_works_too() -> None:

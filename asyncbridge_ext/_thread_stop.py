@@ -127,7 +127,11 @@ class Stopper:
             ident = self._ident if self._running else None
         if ident is None:
             return  # not started (it will not start) or already ended
-        loops = running_loops(ident)
+        try:
+            loops = running_loops(ident)
+        except Exception:  # reading another thread's frames must not stop the stopping
+            logger.debug("could not look for loops in thread %d", ident, exc_info=True)
+            loops = []
         for loop in loops:
             try:
                 loop.call_soon_threadsafe(_cancel_all_tasks, loop)

@@ -66,18 +66,27 @@ def run_in_thread(
       all its tasks cancelled; their ``finally`` blocks run on that loop;
     - plain Python code (or a loop whose tasks do not stop within half of
       ``cancel_grace``) gets a ``KeyboardInterrupt`` subclass raised at its next
-      bytecode, so its ``finally`` and ``except KeyboardInterrupt`` blocks run;
+      bytecode (CPython's ``PyThreadState_SetAsyncExc``), so its ``finally`` and
+      ``except KeyboardInterrupt`` blocks run; like Ctrl-C in a script, it may land
+      anywhere in that code;
     - code blocked inside one C call (``time.sleep``, ``threading.Event().wait()``, a
       lock, a socket read with no timeout) cannot be interrupted: it only sees the
-      exception once that call returns. If it has not ended within ``cancel_grace``
+      exception once that call returns. Neither can work ``func`` handed to other
+      threads (an executor; asgiref's ``async_to_sync``, whose loop runs in a thread
+      of its own while the worker waits for it in a C call). If it has not ended within ``cancel_grace``
       seconds it is abandoned with a logged warning (and listed by ``%asyncbridge``);
       it goes on running in its thread, which gets no more work and exits when
       ``func`` returns.
 
     Then the caller raises ``TimeoutError`` or re-raises ``KeyboardInterrupt``; it never
     waits longer than ``timeout + cancel_grace`` (``cancel_grace`` after a Ctrl-C, and a
-    second Ctrl-C gives up at once). Nothing else needs cleaning up: the worker thread
-    is kept for the next call.
+    second Ctrl-C gives up at once).
+
+    Cleanup: there is nothing to close. The worker thread is kept for the next call:
+    the first worker is a daemon thread that stays, idle, for the life of the process
+    (so its thread-local state does too); extra workers exit after 10 s without work.
+    Whatever ``func`` leaves in its thread (a default event loop it set, a session) is
+    the function's to close, as in any thread.
 
     ``timeout`` and ``cancel_grace`` are taken by ``run_in_thread`` itself; to pass
     arguments of those names to ``func``, use ``functools.partial``.

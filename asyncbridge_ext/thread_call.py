@@ -73,10 +73,10 @@ def run_in_thread(
       lock, a socket read with no timeout) cannot be interrupted: it only sees the
       exception once that call returns. Neither can work ``func`` handed to other
       threads (an executor; asgiref's ``async_to_sync``, whose loop runs in a thread
-      of its own while the worker waits for it in a C call). If it has not ended within ``cancel_grace``
-      seconds it is abandoned with a logged warning (and listed by ``%asyncbridge``);
-      it goes on running in its thread, which gets no more work and exits when
-      ``func`` returns.
+      of its own while the worker waits for it in a C call). If ``func`` has not
+      ended within ``cancel_grace`` seconds it is abandoned with a logged warning (and
+      listed by ``%asyncbridge``); it goes on running in its thread, which gets no
+      more work and exits when ``func`` returns.
 
     Then the caller raises ``TimeoutError`` or re-raises ``KeyboardInterrupt``; it never
     waits longer than ``timeout + cancel_grace`` (``cancel_grace`` after a Ctrl-C, and a

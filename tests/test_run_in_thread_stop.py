@@ -171,18 +171,25 @@ def test_an_interrupt_reaches_a_caller_off_the_main_thread() -> None:
 
 def test_a_stop_arriving_as_the_function_returns_never_reaches_the_next_call() -> None:
     ident = run_in_thread(threading.get_ident)
+    stopped = 0
 
     def spin_for(seconds: float) -> None:
         end = time.perf_counter() + seconds
         while time.perf_counter() < end:
             pass
 
-    for step in range(60):  # timeouts around the function's own end, before and after it
-        try:
-            run_in_thread(spin_for, 0.002 + step * 0.0001, timeout=0.004)
-        except TimeoutError:
-            pass
-        assert run_in_thread(threading.get_ident) == ident
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # switch threads often: stops land all around the end
+    try:
+        for step in range(150):  # timeouts around the function's own end
+            try:
+                run_in_thread(spin_for, 0.002 + (step % 50) * 0.0001, timeout=0.004)
+            except TimeoutError:
+                stopped += 1
+            assert run_in_thread(threading.get_ident) == ident  # nothing pending there
+    finally:
+        sys.setswitchinterval(switch_interval)
+    assert stopped  # the race was exercised at least once
 
 
 @pytest.mark.parametrize("blocking_call", ["event_wait", "time_sleep"])

@@ -50,6 +50,20 @@ class Job:
         self.abandoned = False
 
 
+    def stop(self) -> None:
+        """On the caller's thread, after a timeout or Ctrl-C: stop the function.
+
+        A job never handed over (a Ctrl-C landed in the hand-over) has nothing to stop
+        and nothing to wait for: it is settled at once, so the caller does not wait out
+        the grace period for a function that will never run.
+        """
+        if self.queued:
+            self.stopper.stop()
+        else:
+            self.call.settled = True
+            _release(self.call)
+
+
 class Worker:
     """One worker thread and its job queue. Its state is guarded by the pool's lock."""
 
@@ -114,7 +128,10 @@ class ThreadPool:
                 return
             if not job.queued:  # a Ctrl-C came before the hand-over: nothing ran
                 job.call.settled = True
-                worker.busy = False
+                if worker.thread.is_alive():
+                    worker.busy = False
+                elif worker in self._free_order:  # its start may have been cut short
+                    self._free_order.remove(worker)
                 return
             job.abandoned = True
             if worker in self._free_order:

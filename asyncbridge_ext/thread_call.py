@@ -76,7 +76,8 @@ def run_in_thread(
       of its own while the worker waits for it in a C call). If ``func`` has not
       ended within ``cancel_grace`` seconds it is abandoned with a logged warning (and
       listed by ``%asyncbridge``); it goes on running in its thread, which gets no
-      more work and exits when ``func`` returns.
+      more work and exits when ``func`` returns. Thread-local state kept in that
+      thread is then out of reach: the next call runs on another worker.
 
     Then the caller raises ``TimeoutError`` or re-raises ``KeyboardInterrupt``; it never
     waits longer than ``timeout + cancel_grace`` (``cancel_grace`` after a Ctrl-C, and a
@@ -119,7 +120,7 @@ def run_in_thread(
             job.call,
             timeout,
             grace,
-            job.stopper.stop,
+            job.stop,
             lambda: pool.submit(worker, job),
             subject=_subject(func),
             where=f"on thread {worker.thread.name}",

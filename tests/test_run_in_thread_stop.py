@@ -192,6 +192,26 @@ def test_a_stop_arriving_as_the_function_returns_never_reaches_the_next_call() -
     assert stopped  # the race was exercised at least once
 
 
+def test_a_ctrl_c_during_the_hand_over_raises_at_once_and_frees_the_worker(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    ident = run_in_thread(threading.get_ident)
+    pool = thread_pool()
+
+    def interrupted_hand_over(*args: object) -> None:
+        raise KeyboardInterrupt  # as if Ctrl-C landed before the job was queued
+
+    with monkeypatch.context() as patch:
+        patch.setattr(pool, "submit", interrupted_hand_over)
+        begun = time.monotonic()
+        with caplog.at_level(logging.WARNING, logger="asyncbridge_ext"):
+            with pytest.raises(KeyboardInterrupt):
+                run_in_thread(int, cancel_grace=5)
+    assert time.monotonic() - begun < 2  # no grace period waited out for nothing
+    assert "abandoned" not in caplog.text
+    assert run_in_thread(threading.get_ident) == ident  # the worker is free again
+
+
 @pytest.mark.parametrize("blocking_call", ["event_wait", "time_sleep"])
 def test_work_blocked_in_a_c_call_is_abandoned_after_the_grace_period(
     blocking_call: str, caplog: pytest.LogCaptureFixture

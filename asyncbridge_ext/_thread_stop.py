@@ -26,7 +26,9 @@ import ctypes
 import logging
 import sys
 import threading
+from collections.abc import Callable
 from types import FrameType
+from typing import Any
 
 __all__ = ["StopRequested", "Stopper"]
 
@@ -114,8 +116,12 @@ class Stopper:
             return True
 
     def end(self) -> None:
-        """On the worker, after the function: no more exceptions; drop one not yet landed."""
-        with self._lock:  # a C-level lock: no bytecode here, so nothing lands inside
+        """On the worker, after the function: no more exceptions; drop one not yet landed.
+
+        One that lands in here anyway propagates; ``_run_job`` catches it and calls
+        ``end()`` again, which then runs undisturbed (at most one is ever sent).
+        """
+        with self._lock:
             self._running = False
             if self._raised and self._ident is not None:
                 _set_async_exc(self._ident, None)
@@ -127,26 +133,46 @@ class Stopper:
             ident = self._ident if self._running else None
         if ident is None:
             return  # not started (it will not start) or already ended
-        try:
-            loops = running_loops(ident)
-        except Exception:  # reading another thread's frames must not stop the stopping
-            logger.debug("could not look for loops in thread %d", ident, exc_info=True)
-            loops = []
+        loops = _loops_in(ident)
         for loop in loops:
-            try:
-                loop.call_soon_threadsafe(_cancel_all_tasks, loop)
-            except RuntimeError:  # closed since we looked
-                continue
+            _call_soon(loop, _cancel_all_tasks, loop)
         if loops:
             logger.debug("cancelling the tasks of %d loop(s) in thread %d", len(loops), ident)
         else:
             self.raise_in_function()
 
     def raise_in_function(self) -> None:
-        """Make the worker raise :class:`StopRequested` at its next bytecode (once)."""
+        """Make the worker raise :class:`StopRequested` at its next bytecode (once).
+
+        A loop idle in its selector runs no bytecode until something wakes it, so the
+        loops running there are woken too: the exception then lands at once, and stops
+        even a ``run_forever()`` that has no task to cancel.
+        """
         with self._lock:
             if not self._running or self._raised or self._ident is None:
                 return
             self._raised = True
-            _set_async_exc(self._ident, StopRequested)
-        logger.debug("raised StopRequested in thread %d", self._ident)
+            ident = self._ident
+            _set_async_exc(ident, StopRequested)
+        for loop in _loops_in(ident):
+            _call_soon(loop, _do_nothing)
+        logger.debug("raised StopRequested in thread %d", ident)
+
+
+def _loops_in(ident: int) -> list[asyncio.AbstractEventLoop]:
+    try:
+        return running_loops(ident)
+    except Exception:  # reading another thread's frames must not stop the stopping
+        logger.debug("could not look for loops in thread %d", ident, exc_info=True)
+        return []
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: Any) -> None:
+    try:
+        loop.call_soon_threadsafe(callback, *args)
+    except RuntimeError:  # closed since we looked
+        pass
+
+
+def _do_nothing() -> None:
+    pass

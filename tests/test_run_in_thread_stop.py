@@ -79,6 +79,22 @@ def test_a_task_that_never_yields_gets_the_exception_after_half_the_grace() -> N
     assert finally_ran.is_set()
 
 
+def test_a_loop_running_forever_with_no_task_is_woken_and_stopped() -> None:
+    closed = threading.Event()
+
+    def serve() -> None:
+        loop = asyncio.new_event_loop()
+        try:
+            loop.run_forever()  # nothing to cancel: only the raised exception stops it
+        finally:
+            loop.close()
+            closed.set()
+
+    with pytest.raises(TimeoutError, match="its finally blocks ran"):
+        run_in_thread(serve, timeout=0.2, cancel_grace=1.0)
+    assert closed.is_set()
+
+
 class Spinner:
     """A plain-Python busy loop whose counter shows whether it still runs."""
 

@@ -49,7 +49,6 @@ class Job:
         self.finished = False
         self.abandoned = False
 
-
     def stop(self) -> None:
         """On the caller's thread, after a timeout or Ctrl-C: stop the function.
 
@@ -83,7 +82,7 @@ class ThreadPool:
         self.idle_seconds = idle_seconds
         self.max_threads = max_threads
         self._lock = threading.Lock()
-        self._free_order: list[Worker] = []  # workers that may get work, oldest first
+        self._workers: list[Worker] = []  # workers that may get work, oldest first
         self._abandoned: list[Worker] = []  # given up on, their function still running
         self._names = itertools.count(1)
 
@@ -94,12 +93,12 @@ class ThreadPool:
         workers exist and all are busy.
         """
         with self._lock:
-            for worker in self._free_order:
+            for worker in self._workers:
                 if not worker.busy:
                     worker.busy = True
                     return worker
             self._abandoned = [w for w in self._abandoned if w.thread.is_alive()]
-            if len(self._free_order) + len(self._abandoned) >= self.max_threads:
+            if len(self._workers) + len(self._abandoned) >= self.max_threads:
                 raise RuntimeError(
                     f"run_in_thread() has {self.max_threads} worker threads busy "
                     f"({len(self._abandoned)} of them abandoned, stuck in blocking calls); "
@@ -107,7 +106,7 @@ class ThreadPool:
                     "(or process) to get rid of stuck ones."
                 )
             worker = Worker(f"asyncbridge-thread-{next(self._names)}", self._serve)
-            self._free_order.append(worker)
+            self._workers.append(worker)
             return worker
 
     def submit(self, worker: Worker, job: Job) -> None:
@@ -130,12 +129,12 @@ class ThreadPool:
                 job.call.settled = True
                 if worker.thread.is_alive():
                     worker.busy = False
-                elif worker in self._free_order:  # its start may have been cut short
-                    self._free_order.remove(worker)
+                elif worker in self._workers:  # its start may have been cut short
+                    self._workers.remove(worker)
                 return
             job.abandoned = True
-            if worker in self._free_order:
-                self._free_order.remove(worker)
+            if worker in self._workers:
+                self._workers.remove(worker)
             if worker.thread.is_alive():
                 self._abandoned.append(worker)
 
@@ -146,17 +145,17 @@ class ThreadPool:
         call starts a new first worker (thread-local state of the old one is gone).
         """
         with self._lock:
-            idle = [w for w in self._free_order if not w.busy]
+            idle = [w for w in self._workers if not w.busy]
             for worker in idle:
-                self._free_order.remove(worker)
+                self._workers.remove(worker)
                 worker.jobs.put(None)
         return [w.thread for w in idle if w.started]
 
     def status(self) -> dict[str, int]:
         """How many workers are busy, idle, and abandoned but still running (for reports)."""
         with self._lock:
-            busy = sum(1 for w in self._free_order if w.busy and w.thread.is_alive())
-            idle = sum(1 for w in self._free_order if not w.busy and w.thread.is_alive())
+            busy = sum(1 for w in self._workers if w.busy and w.thread.is_alive())
+            idle = sum(1 for w in self._workers if not w.busy and w.thread.is_alive())
             abandoned = sum(1 for w in self._abandoned if w.thread.is_alive())
         return {"busy": busy, "idle": idle, "abandoned": abandoned}
 
@@ -168,11 +167,11 @@ class ThreadPool:
                     job = worker.jobs.get(timeout=self.idle_seconds)
                 except queue.Empty:
                     with self._lock:
-                        if worker not in self._free_order:
+                        if worker not in self._workers:
                             return  # abandoned while its job was on the way
-                        if worker.busy or worker is self._free_order[0]:
+                        if worker.busy or worker is self._workers[0]:
                             continue  # a job is on its way, or this is the first worker
-                        self._free_order.remove(worker)
+                        self._workers.remove(worker)
                         return
                 if job is None:
                     return  # retired by retire_idle()

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 from thread_pool_check import WAIT, assert_no_worker_left
 
-from asyncbridge_ext import run_in_thread
+from asyncbridge_ext import run_coroutine_in_new_loop, run_in_thread
 from asyncbridge_ext._interrupts import INTERRUPTS
 from asyncbridge_ext._thread_pool import thread_pool
 from asyncbridge_ext.activity import ACTIVITY
@@ -76,6 +76,22 @@ def test_a_task_that_never_yields_gets_the_exception_after_half_the_grace() -> N
 
     with pytest.raises(TimeoutError, match="its finally blocks ran"):
         run_in_thread(asyncio.run, hog(), timeout=0.2, cancel_grace=1.0)
+    assert finally_ran.is_set()
+
+
+def test_a_bridged_wait_inside_the_function_passes_the_stop_on() -> None:
+    # The worker waits for a coroutine on another thread: the exception raised in the
+    # worker lands in that wait within one slice, which then cancels the coroutine.
+    finally_ran = threading.Event()
+
+    async def slow() -> None:
+        try:
+            await asyncio.sleep(60)
+        finally:
+            finally_ran.set()
+
+    with pytest.raises(TimeoutError, match="its finally blocks ran"):
+        run_in_thread(run_coroutine_in_new_loop, slow(), timeout=0.3)
     assert finally_ran.is_set()
 
 

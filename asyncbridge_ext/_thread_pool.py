@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import queue
 import threading
 from collections.abc import Callable
@@ -85,6 +86,7 @@ class ThreadPool:
         self._workers: list[Worker] = []  # workers that may get work, oldest first
         self._abandoned: list[Worker] = []  # given up on, their function still running
         self._names = itertools.count(1)
+        self.pid = os.getpid()  # the process whose threads these are
 
     def reserve(self) -> Worker:
         """Mark the first free worker busy and return it, or make a new one (not started).
@@ -223,10 +225,17 @@ _pool_lock = threading.Lock()
 
 
 def thread_pool() -> ThreadPool:
-    """The process-wide pool, created on first use (nothing starts at import)."""
+    """The process-wide pool, created on first use (nothing starts at import).
+
+    A child made by ``os.fork`` (``multiprocessing``'s default on Linux before 3.14)
+    inherits the pool but none of its threads: it gets a pool of its own, instead of
+    queueing work for workers that do not exist there.
+    """
     global _pool
-    if _pool is None:
+    pool = _pool
+    if pool is None or pool.pid != os.getpid():
         with _pool_lock:
-            if _pool is None:
-                _pool = ThreadPool()
-    return _pool
+            pool = _pool
+            if pool is None or pool.pid != os.getpid():
+                pool = _pool = ThreadPool()
+    return pool

@@ -6,7 +6,9 @@ import asyncio
 import contextvars
 import gc
 import os
+import signal
 import threading
+import time
 import traceback
 import warnings
 from collections.abc import Iterator
@@ -236,6 +238,31 @@ def test_a_thousand_calls_leave_no_thread_or_file_descriptor_behind() -> None:
     assert threading.active_count() == threads_before
     if fds_before:
         assert len(os.listdir("/proc/self/fd")) == fds_before
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_gets_workers_of_its_own() -> None:
+    run_in_thread(int)  # the parent has a worker, which the child will not have
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork of a threaded process
+        pid = os.fork()
+    if pid == 0:  # the child: never return into pytest
+        try:
+            code = 0 if run_in_thread(abs, -3, timeout=WAIT) == 3 else 1
+        except BaseException:
+            code = 2
+        os._exit(code)
+    deadline = time.monotonic() + WAIT * 2
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung in run_in_thread")
+        threading.Event().wait(0.02)
+    assert os.waitstatus_to_exitcode(status) == 0
 
 
 # --- errors -------------------------------------------------------------------------------

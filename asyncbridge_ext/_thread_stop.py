@@ -10,13 +10,16 @@ Ctrl-C) and act on the worker thread:
    ``call_soon_threadsafe``. The tasks' ``finally`` blocks run on that loop as usual.
    With no loop there, it goes on to step 2 at once.
 2. :meth:`Stopper.raise_in_function` makes the worker raise :class:`StopRequested` at
-   its next Python bytecode (``PyThreadState_SetAsyncExc``). Code blocked inside one C
-   call (``time.sleep``, a lock or ``Event.wait``, a socket read) only sees it once that
-   call returns.
+   its next Python bytecode (``PyThreadState_SetAsyncExc``), and wakes the loops
+   running there so that one idle in its selector runs that bytecode at once. The
+   caller's wait does this halfway through the grace period if step 1 was not enough.
+   Code blocked inside one C call (``time.sleep``, a lock or ``Event.wait``, a socket
+   read) only sees the exception once that call returns.
 
 Delivery is race-free: the exception is sent only while the function runs, at most once
-per call, and :meth:`Stopper.end` (on the worker, right after the function ended) takes
-back one that was sent but has not landed yet, so it never hits the next call.
+per call; :meth:`Stopper.end` (on the worker, right after the function ended) takes back
+one that was sent but has not landed yet, and the worker catches one that lands between
+the function's end and that point, so it never hits the next call.
 """
 
 from __future__ import annotations

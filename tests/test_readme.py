@@ -32,6 +32,7 @@ def test_every_python_example_of_the_readme_runs_in_a_kernel() -> None:
     assert cell_starting("%load_ext asyncbridge_ext").result == "2"
     assert cell_starting("%run_async fetch(21)").result == "42"
     assert cell_starting("value = %run_async").result == "10"
+    assert cell_starting("results = %run_async asyncio.gather").result == "[0, 2, 4, 6, 8]"
     assert cell_starting("%%in_new_loop").stdout == "fetched [0, 2, 4]\n"
     assert cell_starting("%%in_new_loop").result == "3"
     assert cell_starting("run_coroutine_in_new_loop(fetch(3)").result == "6"

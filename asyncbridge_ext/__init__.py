@@ -2,7 +2,7 @@
 
 The helpers are plain Python and import no IPython::
 
-    from asyncbridge_ext import run_coroutine_in_new_loop, LoopThread, NestAsyncio
+    from asyncbridge_ext import run_coroutine_in_new_loop, run_in_thread, LoopThread, NestAsyncio
 
 As an IPython extension (``%load_ext asyncbridge_ext``) it makes the kernel's loop
 re-entrant (per ``AsyncBridge.nested_run``) and adds the ``%run_async`` and
@@ -16,6 +16,7 @@ from typing import Any
 
 from .core import LoopThread, run_coroutine_in_new_loop
 from .nest import NestAsyncio
+from .thread_call import run_in_thread
 
 __all__ = [
     "LoopThread",
@@ -23,6 +24,7 @@ __all__ = [
     "__version__",
     "load_ipython_extension",
     "run_coroutine_in_new_loop",
+    "run_in_thread",
     "unload_ipython_extension",
 ]
 

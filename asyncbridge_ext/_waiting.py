@@ -21,6 +21,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, Generic, TypeVar
 
 from ._interrupts import INTERRUPTS
+from ._thread_stop import StopRequested
 from .activity import ACTIVITY
 
 T = TypeVar("T")
@@ -136,26 +137,43 @@ def _acquire_by(
             return True
 
 
-def _wait_for_cancelled(call: Call[Any], grace: float, what: str) -> bool:
-    """After cancellation was requested, wait up to ``grace`` seconds for the coroutine.
+def _wait_for_cancelled(
+    call: Call[Any],
+    grace: float,
+    what: str,
+    subject: str = "the coroutine",
+    where: str = "on its loop thread",
+    escalate: Callable[[], None] | None = None,
+) -> bool:
+    """After cancellation was requested, wait up to ``grace`` seconds for the work to end.
 
-    Returns ``False`` (after logging a warning) when it did not finish in time: it is
-    then abandoned on its loop thread and the caller goes on. A second Ctrl-C during the
-    grace period abandons it at once.
+    ``escalate`` (if given) is called once, halfway through the grace period, when the
+    work has not ended by then: the second, stronger way of stopping it. Returns
+    ``False`` (after logging a warning) when the work did not finish in time: it is then
+    abandoned on its thread and the caller goes on. A second Ctrl-C during the grace
+    period abandons it at once.
     """
+    deadline = time.monotonic() + grace
     try:
-        finished = _acquire_by(call.done, time.monotonic() + grace)
+        finished = False
+        if escalate is not None:
+            finished = _acquire_by(call.done, time.monotonic() + grace / 2)
+            if not finished:
+                escalate()
+        if not finished:
+            finished = _acquire_by(call.done, deadline)
     except KeyboardInterrupt:
         finished = False
     if not finished:
         logger.warning(
-            "asyncbridge_ext: the coroutine did not finish within %.1f s of being cancelled "
-            "(%s); it was abandoned and may still be running on its loop thread, so its "
-            "finally blocks have not run yet",
+            "asyncbridge_ext: %s did not finish within %.1f s of being cancelled (%s); it was "
+            "abandoned and may still be running %s, so its finally blocks have not run yet",
+            subject,
             grace,
             what,
+            where,
         )
-        ACTIVITY.abandon(f"a coroutine cancelled after {what}", lambda: not call.settled)
+        ACTIVITY.abandon(f"{subject} {where}, cancelled after {what}", lambda: not call.settled)
     return finished
 
 
@@ -165,6 +183,10 @@ def wait_for_outcome(
     grace: float,
     request_cancel: Callable[[], None],
     hand_over: Callable[[], None] | None = None,
+    *,
+    subject: str = "the coroutine",
+    where: str = "on its loop thread",
+    escalate: Callable[[], None] | None = None,
 ) -> T:
     """Block the calling thread until ``call`` settles; return its result or raise.
 
@@ -180,6 +202,11 @@ def wait_for_outcome(
     Off the main thread (an ipykernel 7 subshell) no SIGINT arrives; the wait is
     registered with :data:`~asyncbridge_ext._interrupts.INTERRUPTS` instead, so an
     interrupt delivered through it raises ``KeyboardInterrupt`` here within one slice.
+
+    ``subject`` and ``where`` name the work and its thread in messages; ``escalate``
+    is the second way to stop it (see :func:`_wait_for_cancelled`). Besides
+    ``CancelledError``, a :class:`~asyncbridge_ext._thread_stop.StopRequested` that
+    the work raised because it was stopped is not reported as the timeout's cause.
     """
     __tracebackhide__ = True
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -198,18 +225,20 @@ def wait_for_outcome(
         ACTIVITY.count("interrupt")
         call.cancel_cause = "interrupt"
         request_cancel()
-        _wait_for_cancelled(call, grace, "KeyboardInterrupt")
+        _wait_for_cancelled(call, grace, "KeyboardInterrupt", subject, where, escalate)
         raise
     if not finished:
         ACTIVITY.count("timeout")
         call.cancel_cause = "timeout"
         request_cancel()
-        ran_finally = _wait_for_cancelled(call, grace, f"timeout of {timeout} s")
+        ran_finally = _wait_for_cancelled(
+            call, grace, f"timeout of {timeout} s", subject, where, escalate
+        )
         cause = call.error
         call.error = None
-        if cause is not None and isinstance(cause, asyncio.CancelledError):
+        if isinstance(cause, (asyncio.CancelledError, StopRequested)):
             cause = None
-        message = f"the coroutine did not finish within {timeout} s; it was cancelled" + (
+        message = f"{subject} did not finish within {timeout} s; it was cancelled" + (
             " and its finally blocks ran" if ran_finally else " but did not stop in time"
         )
         raise CallTimeoutError(message) from cause

@@ -1,0 +1,144 @@
+"""Stop a function that runs on a worker thread, for :func:`~asyncbridge_ext.run_in_thread`.
+
+Python cannot kill a thread; this module does the two things that can stop the code
+running in one. Both are requested from the caller's thread (after a timeout or a
+Ctrl-C) and act on the worker thread:
+
+1. :meth:`Stopper.stop` first looks for asyncio event loops running in the worker (the
+   function called ``asyncio.run``, ``loop.run_until_complete`` or ``run_forever``, or
+   a library did) and cancels all their tasks, thread-safely through
+   ``call_soon_threadsafe``. The tasks' ``finally`` blocks run on that loop as usual.
+   With no loop there, it goes on to step 2 at once.
+2. :meth:`Stopper.raise_in_function` makes the worker raise :class:`StopRequested` at
+   its next Python bytecode (``PyThreadState_SetAsyncExc``). Code blocked inside one C
+   call (``time.sleep``, a lock or ``Event.wait``, a socket read) only sees it once that
+   call returns.
+
+Delivery is race-free: the exception is sent only while the function runs, at most once
+per call, and :meth:`Stopper.end` (on the worker, right after the function ended) takes
+back one that was sent but has not landed yet, so it never hits the next call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import logging
+import sys
+import threading
+from types import FrameType
+
+__all__ = ["StopRequested", "Stopper"]
+
+logger = logging.getLogger("asyncbridge_ext")
+
+
+class StopRequested(KeyboardInterrupt):
+    """Raised inside a function run by ``run_in_thread`` when its caller stops it.
+
+    A ``KeyboardInterrupt``, so code that cleans up on Ctrl-C cleans up here too, and
+    an asyncio loop it lands in stops instead of storing it in a task.
+    """
+
+
+def _set_async_exc(ident: int, exc_type: type[BaseException] | None) -> int:
+    """Schedule ``exc_type`` in thread ``ident`` (``None``: drop a pending one)."""
+    pythonapi = getattr(ctypes, "pythonapi", None)
+    if pythonapi is None:  # not CPython: no way to raise in another thread
+        return 0
+    # ctypes passes None as a NULL pointer, which is what "drop a pending one" takes.
+    exc = None if exc_type is None else ctypes.py_object(exc_type)
+    return int(pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), exc))
+
+
+def running_loops(ident: int) -> list[asyncio.AbstractEventLoop]:
+    """The asyncio loops running in thread ``ident``, innermost first.
+
+    Found by walking the thread's Python stack for ``run_forever`` frames of a loop (and
+    for ``asyncio.Runner.run``, whose loop may be one without Python frames, such as
+    uvloop's). Called from another thread; it only reads.
+    """
+    frame: FrameType | None = sys._current_frames().get(ident)
+    runner_class = getattr(asyncio, "Runner", None)  # Python 3.11+
+    loops: list[asyncio.AbstractEventLoop] = []
+    while frame is not None:
+        name = frame.f_code.co_name
+        if name in ("run_forever", "run"):
+            owner = frame.f_locals.get("self")
+            if runner_class is not None and isinstance(owner, runner_class):
+                owner = getattr(owner, "_loop", None)
+            if (
+                isinstance(owner, asyncio.AbstractEventLoop)
+                and owner.is_running()
+                and owner not in loops
+            ):
+                loops.append(owner)
+        frame = frame.f_back
+    return loops
+
+
+def _cancel_all_tasks(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel every unfinished task of ``loop``. Runs on that loop's thread."""
+    for task in asyncio.all_tasks(loop):
+        task.cancel()
+
+
+class Stopper:
+    """Stops one call of a function on one worker thread.
+
+    The worker calls :meth:`begin` before the function and :meth:`end` after it; any
+    thread may call :meth:`stop` and :meth:`raise_in_function` at any time, before,
+    during or after the call.
+    """
+
+    __slots__ = ("_ident", "_lock", "_raised", "_running", "_stop_requested")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ident: int | None = None
+        self._running = False
+        self._raised = False
+        self._stop_requested = False
+
+    def begin(self) -> bool:
+        """On the worker: the function is about to run. ``False``: it was stopped already."""
+        with self._lock:
+            if self._stop_requested:
+                return False
+            self._ident = threading.get_ident()
+            self._running = True
+            return True
+
+    def end(self) -> None:
+        """On the worker, after the function: no more exceptions; drop one not yet landed."""
+        with self._lock:  # a C-level lock: no bytecode here, so nothing lands inside
+            self._running = False
+            if self._raised and self._ident is not None:
+                _set_async_exc(self._ident, None)
+
+    def stop(self) -> None:
+        """Cancel the tasks of the loops running in the function, or else raise in it."""
+        with self._lock:
+            self._stop_requested = True
+            ident = self._ident if self._running else None
+        if ident is None:
+            return  # not started (it will not start) or already ended
+        loops = running_loops(ident)
+        for loop in loops:
+            try:
+                loop.call_soon_threadsafe(_cancel_all_tasks, loop)
+            except RuntimeError:  # closed since we looked
+                continue
+        if loops:
+            logger.debug("cancelling the tasks of %d loop(s) in thread %d", len(loops), ident)
+        else:
+            self.raise_in_function()
+
+    def raise_in_function(self) -> None:
+        """Make the worker raise :class:`StopRequested` at its next bytecode (once)."""
+        with self._lock:
+            if not self._running or self._raised or self._ident is None:
+                return
+            self._raised = True
+            _set_async_exc(self._ident, StopRequested)
+        logger.debug("raised StopRequested in thread %d", self._ident)

@@ -1,0 +1,156 @@
+"""Call sync code on a worker thread where no event loop runs: :func:`run_in_thread`.
+
+For libraries that refuse to work while an event loop runs in the calling thread (a
+Jupyter cell always has one): ``anyio.run``, asgiref's ``async_to_sync``, gql's sync
+``Client.execute``, openai-agents' ``Runner.run_sync``. Standard library only, no IPython.
+The threads live in :mod:`asyncbridge_ext._thread_pool`; stopping the work is
+:mod:`asyncbridge_ext._thread_stop`; the caller's wait is the same as
+:func:`~asyncbridge_ext.run_coroutine_in_new_loop`'s.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from ._awaitables import check_grace, check_timeout, close_quietly
+from ._thread_pool import Job, thread_pool
+from ._waiting import wait_for_outcome
+
+__all__ = ["DEFAULT_THREAD_CANCEL_GRACE", "run_in_thread"]
+
+T = TypeVar("T")
+
+#: Default for how long stopped work may take to end before it is abandoned.
+DEFAULT_THREAD_CANCEL_GRACE = 2.0
+
+
+def run_in_thread(
+    func: Callable[..., T],
+    /,
+    *args: Any,
+    timeout: float | None = None,
+    cancel_grace: float = DEFAULT_THREAD_CANCEL_GRACE,
+    **kwargs: Any,
+) -> T:
+    """Call ``func(*args, **kwargs)`` on a loop-free worker thread and return its result.
+
+    Which thread: a worker thread named ``asyncbridge-thread-N`` that sets and runs no
+    event loop of its own, so ``asyncio.run``, ``anyio.run`` and libraries that refuse
+    a running loop work there, whether or not a loop runs in the caller's thread (a
+    Jupyter cell's does; it is not touched and does not advance meanwhile).
+    Consecutive calls run on the same worker while it is free, so thread-local state
+    persists from call to call: a default event loop set with
+    ``asyncio.set_event_loop``, an HTTP session kept in a ``threading.local``. A call
+    made while that worker is busy (``run_in_thread`` called from inside ``func``, from
+    another thread, from a subshell) runs on another worker; it never waits for the
+    busy one, so it never deadlocks. Extra workers exit after being idle a while.
+
+    ``func`` runs under a copy of the caller's :mod:`contextvars` context, so context
+    variables set by the caller are visible, and in a Jupyter kernel its ``print()``
+    output lands in the calling cell.
+
+    What the caller does meanwhile: it blocks on a lock, in short slices, so Ctrl-C
+    (and a kernel interrupt, in the main shell or a subshell) reaches it at once.
+
+    Result and errors: the return value is returned; an exception raised by ``func``
+    is raised in the caller as the very same object, with ``func``'s frames in its
+    traceback (the bridge frames are hidden from IPython with ``__tracebackhide__``).
+
+    Timeout and Ctrl-C stop the work, not only the wait. After ``timeout`` seconds, or
+    on ``KeyboardInterrupt`` in the caller:
+
+    - an asyncio loop running in the worker (``func`` called ``asyncio.run``,
+      ``run_until_complete`` or ``run_forever``, directly or through a library) gets
+      all its tasks cancelled; their ``finally`` blocks run on that loop;
+    - plain Python code (or a loop whose tasks do not stop within half of
+      ``cancel_grace``) gets a ``KeyboardInterrupt`` subclass raised at its next
+      bytecode, so its ``finally`` and ``except KeyboardInterrupt`` blocks run;
+    - code blocked inside one C call (``time.sleep``, ``threading.Event().wait()``, a
+      lock, a socket read with no timeout) cannot be interrupted: it only sees the
+      exception once that call returns. If it has not ended within ``cancel_grace``
+      seconds it is abandoned with a logged warning (and listed by ``%asyncbridge``);
+      it goes on running in its thread, which gets no more work and exits when
+      ``func`` returns.
+
+    Then the caller raises ``TimeoutError`` or re-raises ``KeyboardInterrupt``; it never
+    waits longer than ``timeout + cancel_grace`` (``cancel_grace`` after a Ctrl-C, and a
+    second Ctrl-C gives up at once). Nothing else needs cleaning up: the worker thread
+    is kept for the next call.
+
+    ``timeout`` and ``cancel_grace`` are taken by ``run_in_thread`` itself; to pass
+    arguments of those names to ``func``, use ``functools.partial``.
+
+    Example::
+
+        >>> import anyio
+        >>> async def answer():
+        ...     return 42
+        >>> run_in_thread(anyio.run, answer)
+        42
+
+    Raises ``TypeError`` if ``func`` is not callable or is a coroutine function or
+    coroutine (use :func:`~asyncbridge_ext.run_coroutine_in_new_loop` for those), and
+    ``ValueError`` for a bad ``timeout``.
+    """
+    __tracebackhide__ = True
+    try:
+        _check_function(func)
+        timeout = check_timeout(timeout)
+        grace = check_grace(cancel_grace)
+    except BaseException:
+        close_quietly(func)
+        raise
+    job = Job(func, args, kwargs)
+    pool = thread_pool()
+    worker = pool.reserve()
+    try:
+        result: T = wait_for_outcome(
+            job.call,
+            timeout,
+            grace,
+            job.stopper.stop,
+            lambda: pool.submit(worker, job),
+            subject=f"the function {_describe(func)}()",
+            where=f"on thread {worker.thread.name}",
+            escalate=job.stopper.raise_in_function,
+        )
+    finally:
+        pool.after_call(worker, job)
+    if inspect.iscoroutine(result):
+        close_quietly(result)
+        raise TypeError(
+            f"run_in_thread() called {_describe(func)}, which returned a coroutine instead "
+            "of running it. For async code use run_coroutine_in_new_loop(coro), or let "
+            "the thread run it: run_in_thread(asyncio.run, coro)."
+        )
+    return result
+
+
+def _describe(func: object) -> str:
+    name = getattr(func, "__qualname__", None) or getattr(func, "__name__", None)
+    return name if isinstance(name, str) else repr(func)
+
+
+def _check_function(func: object) -> None:
+    """Raise a ``TypeError`` that says what to pass, for anything but a sync callable."""
+    if inspect.iscoroutine(func):
+        raise TypeError(
+            f"run_in_thread() got a coroutine ({_describe(func)}), not a function. "
+            "For async code use run_coroutine_in_new_loop(coro), or let the thread run "
+            "it: run_in_thread(asyncio.run, coro)."
+        )
+    if inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func):
+        name = _describe(func)
+        raise TypeError(
+            f"run_in_thread() got the coroutine function {name}, which cannot be called "
+            f"synchronously. Use run_coroutine_in_new_loop({name}(...)), or "
+            f"run_in_thread(asyncio.run, {name}(...))."
+        )
+    if not callable(func):
+        raise TypeError(
+            f"run_in_thread() expects a function to call, got {type(func).__name__} "
+            f"{func!r}. Pass the function and its arguments separately: "
+            "run_in_thread(func, arg, key=value), not run_in_thread(func(arg, key=value))."
+        )

@@ -121,12 +121,14 @@ def compile_expression(shell: Any, magic: str, source: str, example: str) -> Cod
     return code
 
 
-def _top_level_return_or_yield(tree: ast.Module) -> ast.stmt | ast.expr | None:
-    """The first ``return`` / ``yield`` outside any function in ``tree``, if any."""
+def _first_outside_functions(
+    tree: ast.Module, kinds: tuple[type[ast.AST], ...]
+) -> ast.stmt | ast.expr | None:
+    """The first node of one of ``kinds`` outside any function in ``tree``, if any."""
     pending: list[ast.AST] = list(tree.body)
     while pending:
         node = pending.pop(0)
-        if isinstance(node, (ast.Return, ast.Yield, ast.YieldFrom)):
+        if isinstance(node, kinds) and isinstance(node, (ast.stmt, ast.expr)):
             return node
         if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
             pending.extend(ast.iter_child_nodes(node))
@@ -134,7 +136,7 @@ def _top_level_return_or_yield(tree: ast.Module) -> ast.stmt | ast.expr | None:
 
 
 def compile_cell(
-    shell: Any, magic: str, line: str, cell: str, example: str
+    shell: Any, magic: str, line: str, cell: str, example: str, await_fix: str | None = None
 ) -> tuple[CodeType, bool]:
     """Compile the cell magic ``magic``'s body; tell whether it ends in an expression.
 
@@ -144,7 +146,9 @@ def compile_cell(
     ``await`` is allowed by the flags (the code is then a coroutine's, see
     :func:`is_coroutine_code`). The last expression is turned into an assignment to
     :data:`LAST_VALUE`, so its value survives the trip through a worker thread.
-    ``example`` is a line of body shown when the body is empty.
+    ``example`` is a line of body shown when the body is empty. With ``await_fix``,
+    top-level ``await`` / ``async for`` / ``async with`` is refused instead, with a
+    ``UsageError`` that names the line and ends with ``await_fix``.
     """
     header = f"%%{magic} {line}".rstrip()
     source = shell.transform_cell(cell)
@@ -157,18 +161,27 @@ def compile_cell(
     tree = shell.transform_ast(tree)
     if not tree.body:
         raise UsageError(f"%%{magic} needs code in the cell body, e.g.\n%%{magic}\n{example}")
-    bad = _top_level_return_or_yield(tree)
+    bad = _first_outside_functions(tree, (ast.Return, ast.Yield, ast.YieldFrom))
     if bad is not None:
+        generator = "a generator" if await_fix else "an `async def` generator and use `async for`"
         fix = (
             "To show a value, end the cell with it as an expression."
             if isinstance(bad, ast.Return)
-            else "To produce values, define an `async def` generator and use `async for`."
+            else f"To produce values, define {generator}."
         )
         word = "return" if isinstance(bad, ast.Return) else "yield"
         raise UsageError(
             f"`{word}` on line {bad.lineno} of the cell is outside any function, which "
             f"%%{magic} does not allow. {fix}"
         )
+    if await_fix is not None:
+        bad = _first_outside_functions(tree, (ast.Await, ast.AsyncFor, ast.AsyncWith))
+        if bad is not None:
+            word = {ast.Await: "await", ast.AsyncFor: "async for"}.get(type(bad), "async with")
+            raise UsageError(
+                f"`{word}` on line {bad.lineno} of the cell is outside any `async def`, which "
+                f"%%{magic} does not allow: it runs the cell as sync code. {await_fix}"
+            )
     last = tree.body[-1]
     has_value = isinstance(last, ast.Expr)
     if isinstance(last, ast.Expr):

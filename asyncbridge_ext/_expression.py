@@ -1,6 +1,6 @@
-"""Evaluate an expression on the loop that awaits it, and deal with futures of other loops.
+"""Evaluate a magic's code where it runs: on the loop that awaits it, or on a loop-free thread.
 
-Used by the ``%run_async`` magic; no IPython here. The expression's code is evaluated by
+Used by the magics; no IPython here. The expression's code is evaluated by
 :func:`evaluate_then_await` *inside* the coroutine that a fresh loop runs, so every
 future it makes (``asyncio.gather``, ``create_task``, ``shield``, ``run_in_executor``)
 belongs to the loop that awaits it. A value that cannot be awaited there is refused
@@ -12,6 +12,7 @@ served by :func:`await_on_reentrant_loop` when that loop is re-entrant (nest mod
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Callable
 from types import CodeType
 from typing import Any
@@ -20,7 +21,15 @@ from ._awaitables import as_coroutine
 from ._waiting import CallTimeoutError
 from .activity import ACTIVITY
 
-__all__ = ["ExpressionRejected", "LoopTasks", "await_on_reentrant_loop", "evaluate_then_await"]
+__all__ = [
+    "ExpressionRejected",
+    "LoopTasks",
+    "await_on_reentrant_loop",
+    "evaluate_here",
+    "evaluate_then_await",
+    "execute_here",
+    "execute_on_this_loop",
+]
 
 
 class ExpressionRejected(Exception):
@@ -63,6 +72,40 @@ async def evaluate_then_await(
         tasks.cancel_new(value)
         raise
     return await awaitable
+
+
+async def execute_on_this_loop(code: CodeType, namespace: dict[str, Any]) -> None:
+    """Run cell code that has no top-level ``await`` inside a fresh loop's coroutine.
+
+    So that the cell's plain ``asyncio`` calls (``create_task``, ``get_running_loop``)
+    find the fresh loop running in their thread.
+    """
+    __tracebackhide__ = True
+    exec(code, namespace)
+
+
+def execute_here(code: CodeType, namespace: dict[str, Any]) -> None:
+    """Run cell code in the calling thread (a loop-free worker of ``run_in_thread``)."""
+    __tracebackhide__ = True
+    exec(code, namespace)
+
+
+def evaluate_here(code: CodeType, namespace: dict[str, Any], caller: str, instead: str) -> Any:
+    """Evaluate an expression in the calling thread (a loop-free worker); return its value.
+
+    A coroutine cannot run in a thread by itself: it is closed (no "never awaited"
+    warning) and refused with :class:`ExpressionRejected`, whose message ends with
+    ``instead``, the way to write it.
+    """
+    __tracebackhide__ = True
+    value = eval(code, namespace)
+    if inspect.iscoroutine(value):
+        value.close()
+        raise ExpressionRejected(
+            f"{caller} runs sync code on a worker thread, and the expression gave a "
+            f"coroutine, which does not run by itself. {instead}"
+        )
+    return value
 
 
 class LoopTasks:

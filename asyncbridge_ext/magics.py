@@ -1,11 +1,14 @@
-"""The ``%run_async`` and ``%%in_new_loop`` magics: thin wrappers over the core.
+"""The magics ``%run_async``, ``%%in_new_loop`` and ``%in_thread`` / ``%%in_thread``.
 
-Both hand a coroutine to :func:`~asyncbridge_ext.run_coroutine_in_new_loop`, which runs
-it on a fresh event loop in a worker thread while the cell waits, under a copy of the
-cell's context (so output lands in the cell). ``%run_async`` evaluates its expression
-inside that coroutine, on the fresh loop, so the futures it makes belong to the loop
-that awaits them. Options are parsed with IPython's magic_arguments; the Python code
-itself reaches Python exactly as typed (see :mod:`asyncbridge_ext._cell_code`).
+Thin wrappers over the core. The first two hand a coroutine to
+:func:`~asyncbridge_ext.run_coroutine_in_new_loop`, which runs it on a fresh event loop
+in a worker thread while the cell waits, under a copy of the cell's context (so output
+lands in the cell). ``%run_async`` evaluates its expression inside that coroutine, on
+the fresh loop, so the futures it makes belong to the loop that awaits them.
+``%in_thread`` hands the code to :func:`~asyncbridge_ext.run_in_thread`, which runs it
+on a worker thread where no event loop runs. Options are parsed with IPython's
+magic_arguments; the Python code itself reaches Python exactly as typed (see
+:mod:`asyncbridge_ext._cell_code`).
 """
 
 # IPython's magic_arguments has no type hints; its decorators would otherwise be errors.
@@ -22,6 +25,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import (
     Magics,
     cell_magic,
+    line_cell_magic,
     line_magic,
     magics_class,
     no_var_expand,
@@ -41,21 +45,19 @@ from ._expression import (
     ExpressionRejected,
     LoopTasks,
     await_on_reentrant_loop,
+    evaluate_here,
     evaluate_then_await,
+    execute_here,
+    execute_on_this_loop,
 )
 from ._waiting import DEFAULT_CANCEL_GRACE
 from .activity import ACTIVITY
 from .config import AsyncBridge
 from .core import run_coroutine_in_new_loop
 from .nest import NestAsyncio
+from .thread_call import run_in_thread
 
 __all__ = ["AsyncBridgeMagics"]
-
-
-async def _exec_on_this_loop(code: CodeType, namespace: dict[str, Any]) -> None:
-    """Run cell code without top-level ``await`` inside the fresh loop (for ``asyncio`` calls)."""
-    __tracebackhide__ = True
-    exec(code, namespace)
 
 
 def _run_async_usage(argument: str) -> str:
@@ -64,7 +66,7 @@ def _run_async_usage(argument: str) -> str:
 
 @magics_class
 class AsyncBridgeMagics(Magics):
-    """``%run_async`` and ``%%in_new_loop``; options come from ``bridge`` (``AsyncBridge``)."""
+    """The extension's magics; options come from ``bridge`` (``AsyncBridge``)."""
 
     def __init__(self, shell: Any, bridge: AsyncBridge) -> None:
         super().__init__(shell)
@@ -187,10 +189,93 @@ class AsyncBridgeMagics(Magics):
         if is_coroutine_code(code):
             awaitable = eval(code, namespace)
         else:
-            awaitable = _exec_on_this_loop(code, namespace)
+            awaitable = execute_on_this_loop(code, namespace)
         timeout = self._timeout(args)
         return take_last_value(
             namespace, has_value, run_coroutine_in_new_loop, awaitable, timeout=timeout
+        )
+
+    @no_var_expand
+    @magic_arguments()
+    @argument("--timeout", type=seconds, metavar="S", help="stop it after S seconds")
+    @argument("expr", nargs="*", metavar="EXPR", help="(line form) a Python expression")
+    @line_cell_magic
+    @output_can_be_silenced
+    def in_thread(self, line: str, cell: str | None = None) -> Any:
+        """Run sync code on a worker thread where no event loop runs; the cell waits.
+
+        For libraries that refuse to run while an event loop runs in their thread, as
+        one always does in a notebook cell: anyio.run, asgiref's async_to_sync, gql's
+        sync Client.execute, openai-agents' Runner.run_sync. `%in_thread EXPR`
+        evaluates EXPR there (exactly as typed: quotes, braces and $ are left alone)
+        and returns its value; `%%in_thread` runs the whole cell there: names it
+        assigns land in your namespace, its last expression is shown as Out[n] (a
+        trailing ';' hides it), print() output appears in this cell. Consecutive calls
+        use the same thread while it is free, so thread-local state persists.
+        Interrupt and timeout stop the work: an event loop running there gets its
+        tasks cancelled (their finally blocks run), plain Python code gets the
+        exception at its next step; code stuck in one blocking C call is abandoned
+        after a grace period. The default timeout is AsyncBridge.timeout. For async
+        code use %run_async or %%in_new_loop.
+
+        Examples::
+
+            result = %in_thread client.execute(query)
+
+            %%in_thread --timeout 30
+            data = anyio.run(fetch_all)
+            len(data)
+        """
+        __tracebackhide__ = True
+        namespace: dict[str, Any] = self.shell.user_ns  # type: ignore[union-attr]
+        if cell is None:
+            args, source, code = self._expression_line(
+                self.in_thread, "%in_thread", line, "client.execute(query)", "gives a value"
+            )
+            if is_coroutine_code(code):
+                raise UsageError(
+                    f"%in_thread runs EXPR as sync code on a worker thread, so EXPR cannot "
+                    f"contain `await`. For async code use %run_async, e.g. "
+                    f"`%run_async fetch()`. Got {source!r}."
+                )
+            ACTIVITY.count("magic.in_thread")
+            try:
+                return run_in_thread(
+                    evaluate_here,
+                    code,
+                    namespace,
+                    "%in_thread",
+                    f"Await it with `%run_async {source}` instead.",
+                    timeout=self._timeout(args),
+                )
+            except ExpressionRejected as exc:
+                message = str(exc)
+            raise UsageError(message)
+        options, rest = split_leading_options(line)
+        if rest:
+            raise UsageError(
+                f"%%in_thread takes only options on its first line (--timeout S), got "
+                f"{rest!r}; put the code in the cell body."
+            )
+        args = parse_argstring(self.in_thread, options)
+        code, has_value = compile_cell(
+            self.shell,
+            "in_thread",
+            line,
+            cell,
+            "print(1)",
+            await_fix="For async code use %%in_new_loop (the same cell semantics, on a "
+            "fresh event loop), or call asyncio.run(main()) in this cell.",
+        )
+        ACTIVITY.count("magic.in_thread")
+        return take_last_value(
+            namespace,
+            has_value,
+            run_in_thread,
+            execute_here,
+            code,
+            namespace,
+            timeout=self._timeout(args),
         )
 
 

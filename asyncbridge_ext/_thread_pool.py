@@ -57,7 +57,7 @@ class Worker:
 
     def __init__(self, name: str, serve: Callable[[Worker], None]) -> None:
         self.thread = threading.Thread(target=serve, args=(self,), name=name, daemon=True)
-        self.jobs: queue.SimpleQueue[Job] = queue.SimpleQueue()
+        self.jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()  # None: exit
         self.busy = True
         self.started = False
 
@@ -122,6 +122,19 @@ class ThreadPool:
             if worker.thread.is_alive():
                 self._abandoned.append(worker)
 
+    def retire_idle(self) -> list[threading.Thread]:
+        """Tell every idle worker, the first one included, to exit; return their threads.
+
+        Busy workers are left alone. The caller may join the returned threads; a later
+        call starts a new first worker (thread-local state of the old one is gone).
+        """
+        with self._lock:
+            idle = [w for w in self._free_order if not w.busy]
+            for worker in idle:
+                self._free_order.remove(worker)
+                worker.jobs.put(None)
+        return [w.thread for w in idle if w.started]
+
     def status(self) -> dict[str, int]:
         """How many workers are busy, idle, and abandoned but still running (for reports)."""
         with self._lock:
@@ -144,6 +157,8 @@ class ThreadPool:
                             continue  # a job is on its way, or this is the first worker
                         self._free_order.remove(worker)
                         return
+                if job is None:
+                    return  # retired by retire_idle()
                 _run_job(job)
                 with self._lock:
                     job.finished = True

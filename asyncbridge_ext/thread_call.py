@@ -112,7 +112,7 @@ def run_in_thread(
             grace,
             job.stopper.stop,
             lambda: pool.submit(worker, job),
-            subject=f"the function {_describe(func)}()",
+            subject=_subject(func),
             where=f"on thread {worker.thread.name}",
             escalate=job.stopper.raise_in_function,
         )
@@ -130,7 +130,13 @@ def run_in_thread(
 
 def _describe(func: object) -> str:
     name = getattr(func, "__qualname__", None) or getattr(func, "__name__", None)
-    return name if isinstance(name, str) else repr(func)
+    return name if isinstance(name, str) else f"{type(func).__name__} object"
+
+
+def _subject(func: object) -> str:
+    """How messages name the work: ``the function fetch()`` or ``the callable X object``."""
+    name = _describe(func)
+    return f"the callable {name}" if name.endswith(" object") else f"the function {name}()"
 
 
 def _check_function(func: object) -> None:

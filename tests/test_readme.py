@@ -36,6 +36,7 @@ def test_every_python_example_of_the_readme_runs_in_a_kernel() -> None:
     assert cell_starting("%%in_new_loop").stdout == "fetched [0, 2, 4]\n"
     assert cell_starting("%%in_new_loop").result == "3"
     assert cell_starting("run_coroutine_in_new_loop(fetch(3)").result == "6"
+    assert cell_starting("import anyio").result == "8"
 
 
 def test_the_readme_way_to_start_in_thread_mode_applies_no_nest_patch() -> None:

@@ -29,6 +29,7 @@ __all__ = [
     "evaluate_then_await",
     "execute_here",
     "execute_on_this_loop",
+    "foreign_future_message",
 ]
 
 
@@ -188,3 +189,35 @@ def _cancel_and_wait(
     if not future.done():
         ACTIVITY.abandon("a future cancelled on the re-entrant loop", lambda: not future.done())
     return future.done()
+
+
+def foreign_future_message(
+    what: str,
+    loop: asyncio.AbstractEventLoop,
+    caller_loop: asyncio.AbstractEventLoop | None,
+    source: str,
+    cancelled: int,
+) -> str:
+    """The refusal of ``what``, a future bound to ``loop`` (not the fresh one), with the fix."""
+    if loop is caller_loop:
+        message = (
+            f"%run_async got {what}, which belongs to the event loop running this cell, "
+            f"not to the fresh loop %run_async evaluates EXPR on; a future can only be "
+            f"awaited on its own loop. Await it in a normal cell instead (`await "
+            f"{source}`), or make this loop re-entrant so %run_async can wait for it "
+            f'here: `%config AsyncBridge.nested_run = "nest"`.'
+        )
+    else:
+        message = (
+            f"%run_async got {what}, which belongs to event loop {loop!r}, "
+            f"not to the fresh loop %run_async evaluates EXPR on; a future can only be "
+            f"awaited on its own loop. Pass the coroutine that produces it instead, e.g. "
+            f"`%run_async fetch()`; futures that EXPR itself makes (asyncio.gather, "
+            f"create_task) are fine."
+        )
+    if cancelled:
+        message += (
+            f" The {cancelled} task(s) that EXPR scheduled on this cell's loop were "
+            f"cancelled before they could run."
+        )
+    return message

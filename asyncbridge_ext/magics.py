@@ -17,7 +17,6 @@ magic_arguments; the Python code itself reaches Python exactly as typed (see
 from __future__ import annotations
 
 import argparse
-import asyncio
 from types import CodeType
 from typing import Any
 
@@ -49,6 +48,7 @@ from ._expression import (
     evaluate_then_await,
     execute_here,
     execute_on_this_loop,
+    foreign_future_message,
 )
 from ._waiting import DEFAULT_CANCEL_GRACE
 from .activity import ACTIVITY
@@ -154,7 +154,7 @@ class AsyncBridgeMagics(Magics):
         what = f"{type(future).__name__} {future!r}"  # before cancel_new adds a callback
         cancelled = caller_tasks.cancel_new(future)
         raise UsageError(
-            _foreign_future_message(what, future.get_loop(), caller_tasks.loop, source, cancelled)
+            foreign_future_message(what, future.get_loop(), caller_tasks.loop, source, cancelled)
         )
 
     @no_var_expand
@@ -277,35 +277,3 @@ class AsyncBridgeMagics(Magics):
             namespace,
             timeout=self._timeout(args),
         )
-
-
-def _foreign_future_message(
-    what: str,
-    loop: asyncio.AbstractEventLoop,
-    caller_loop: asyncio.AbstractEventLoop | None,
-    source: str,
-    cancelled: int,
-) -> str:
-    """The refusal of ``what``, a future bound to ``loop`` (not the fresh one), with the fix."""
-    if loop is caller_loop:
-        message = (
-            f"%run_async got {what}, which belongs to the event loop running this cell, "
-            f"not to the fresh loop %run_async evaluates EXPR on; a future can only be "
-            f"awaited on its own loop. Await it in a normal cell instead (`await "
-            f"{source}`), or make this loop re-entrant so %run_async can wait for it "
-            f'here: `%config AsyncBridge.nested_run = "nest"`.'
-        )
-    else:
-        message = (
-            f"%run_async got {what}, which belongs to event loop {loop!r}, "
-            f"not to the fresh loop %run_async evaluates EXPR on; a future can only be "
-            f"awaited on its own loop. Pass the coroutine that produces it instead, e.g. "
-            f"`%run_async fetch()`; futures that EXPR itself makes (asyncio.gather, "
-            f"create_task) are fine."
-        )
-    if cancelled:
-        message += (
-            f" The {cancelled} task(s) that EXPR scheduled on this cell's loop were "
-            f"cancelled before they could run."
-        )
-    return message

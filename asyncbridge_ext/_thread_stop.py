@@ -51,19 +51,23 @@ def _set_async_exc(ident: int, exc_type: type[BaseException] | None) -> int:
     return int(pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), exc))
 
 
+_LOOP_FRAMES = frozenset({"run_forever", "run_until_complete", "_run_once", "run"})
+
+
 def running_loops(ident: int) -> list[asyncio.AbstractEventLoop]:
     """The asyncio loops running in thread ``ident``, innermost first.
 
-    Found by walking the thread's Python stack for ``run_forever`` frames of a loop (and
-    for ``asyncio.Runner.run``, whose loop may be one without Python frames, such as
-    uvloop's). Called from another thread; it only reads.
+    Found by walking the thread's Python stack for the frames of a loop running: its
+    ``run_forever``, ``run_until_complete`` or ``_run_once`` (nest-asyncio2's patched
+    loops run through the last two only), or ``asyncio.Runner.run``, whose loop may
+    have no Python frames (uvloop's). Called from another thread; it only reads.
     """
     frame: FrameType | None = sys._current_frames().get(ident)
     runner_class = getattr(asyncio, "Runner", None)  # Python 3.11+
     loops: list[asyncio.AbstractEventLoop] = []
     while frame is not None:
         name = frame.f_code.co_name
-        if name in ("run_forever", "run"):
+        if name in _LOOP_FRAMES:
             owner = frame.f_locals.get("self")
             if runner_class is not None and isinstance(owner, runner_class):
                 owner = getattr(owner, "_loop", None)

@@ -292,6 +292,39 @@ def test_a_timeout_cancels_the_tasks_of_a_loop_running_in_the_worker() -> None:
     assert finally_ran.is_set()
 
 
+def test_a_timeout_stops_a_uvloop_running_in_the_worker() -> None:
+    uvloop = pytest.importorskip("uvloop")
+    started, finally_ran = threading.Event(), threading.Event()
+
+    async def slow() -> None:
+        try:
+            started.set()
+            await asyncio.sleep(60)
+        finally:
+            finally_ran.set()
+
+    begun = time.monotonic()
+    with pytest.raises(TimeoutError, match="its finally blocks ran"):
+        run_in_thread(uvloop.run, slow(), timeout=0.3)
+    assert time.monotonic() - begun < 2
+    assert finally_ran.is_set()
+
+
+def test_a_task_that_never_yields_gets_the_exception_after_half_the_grace() -> None:
+    finally_ran = threading.Event()
+
+    async def hog() -> None:
+        try:
+            while True:  # the loop never gets control back to run the cancellation
+                pass
+        finally:
+            finally_ran.set()
+
+    with pytest.raises(TimeoutError, match="its finally blocks ran"):
+        run_in_thread(asyncio.run, hog(), timeout=0.2, cancel_grace=1.0)
+    assert finally_ran.is_set()
+
+
 class Spinner:
     """A plain-Python busy loop whose counter shows whether it still runs."""
 
@@ -301,8 +334,8 @@ class Spinner:
         self.finally_ran = threading.Event()
 
     def spin(self) -> None:
-        self.started.set()
-        try:
+        try:  # the marker inside: the stop may land right after it
+            self.started.set()
             while True:
                 self.count += 1
         finally:
@@ -373,10 +406,8 @@ def test_an_interrupt_reaches_a_caller_off_the_main_thread() -> None:
     thread = threading.Thread(target=caller, name="test-subshell")
     thread.start()
     try:
-        assert spinner.started.wait(WAIT)
-        while INTERRUPTS.waiting_threads() == 0:  # registered right before the hand-over
-            assert thread.is_alive()
-            threading.Event().wait(0.01)
+        assert spinner.started.wait(WAIT)  # the wait registers before the hand-over
+        assert INTERRUPTS.waiting_threads() == 1
         assert INTERRUPTS.interrupt_off_main() == 1
     finally:
         thread.join(WAIT)
@@ -400,17 +431,19 @@ def test_a_stop_arriving_as_the_function_returns_never_reaches_the_next_call() -
         assert run_in_thread(threading.get_ident) == ident
 
 
+@pytest.mark.parametrize("blocking_call", ["event_wait", "time_sleep"])
 def test_work_blocked_in_a_c_call_is_abandoned_after_the_grace_period(
-    caplog: pytest.LogCaptureFixture,
+    blocking_call: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # Event.wait() (like time.sleep, a lock, a socket read) blocks inside one C call:
+    # Event.wait() and time.sleep() (like a lock, a socket read) block inside one C call:
     # the exception raised in that thread lands only when the call returns.
-    release, waiting = threading.Event(), threading.Event()
+    release = threading.Event()
 
-    def blocked() -> str:
-        waiting.set()
-        release.wait()
-        return "done"
+    def blocked() -> None:
+        if blocking_call == "event_wait":
+            release.wait()
+        else:
+            time.sleep(1.5)
 
     before = ACTIVITY.snapshot()
     first = run_in_thread(threading.current_thread)
@@ -419,7 +452,7 @@ def test_work_blocked_in_a_c_call_is_abandoned_after_the_grace_period(
         with caplog.at_level(logging.WARNING, logger="asyncbridge_ext"):
             with pytest.raises(TimeoutError, match="did not stop in time"):
                 run_in_thread(blocked, timeout=0.2, cancel_grace=0.4)
-        assert time.monotonic() - begun < 3
+        assert time.monotonic() - begun < 1.5
         assert "the function test_work_blocked" in caplog.text and "abandoned" in caplog.text
         assert ACTIVITY.since(before).get("abandoned") == 1
         assert any(first.name in what for what in ACTIVITY.abandoned_running())
@@ -430,6 +463,7 @@ def test_work_blocked_in_a_c_call_is_abandoned_after_the_grace_period(
     first.join(WAIT)  # it exits once its function returns
     assert not first.is_alive()
     assert not any(first.name in what for what in ACTIVITY.abandoned_running())
+    assert thread_pool().status()["abandoned"] == 0
 
 
 def test_run_coroutine_in_new_loop_inside_the_worker_works_too() -> None:

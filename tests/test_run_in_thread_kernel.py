@@ -1,0 +1,61 @@
+"""run_in_thread from a notebook cell: output in the cell; Interrupt kernel stops the work."""
+
+from __future__ import annotations
+
+import pytest
+from kernel_harness import start_kernel
+
+pytestmark = pytest.mark.kernel
+
+SETUP = (
+    "%load_ext asyncbridge_ext\n"
+    "import asyncio, threading\n"
+    "from asyncbridge_ext import run_in_thread\n"
+    "state = {'count': 0}\n"
+    "where = threading.local()\n"
+)
+
+WORK = {
+    "busy_loop": (
+        "def work():\n"
+        "    where.mark = 'kept'\n"
+        "    try:  # the marker inside: the interrupt may land right after it\n"
+        "        print('work started', flush=True)\n"
+        "        while True:\n"
+        "            state['count'] += 1\n"
+        "    finally:\n"
+        "        state['finally ran'] = True\n"
+        "run_in_thread(work)\n"
+    ),
+    "asyncio_run": (
+        "async def slow():\n"
+        "    try:\n"
+        "        print('work started', flush=True)\n"
+        "        await asyncio.sleep(60)\n"
+        "    finally:\n"
+        "        await asyncio.sleep(0)\n"
+        "        state['finally ran'] = True\n"
+        "def work():\n"
+        "    where.mark = 'kept'\n"
+        "    asyncio.run(slow())\n"
+        "run_in_thread(work)\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("work", sorted(WORK))
+def test_interrupt_kernel_stops_the_work_and_the_thread_is_reused(work: str) -> None:
+    with start_kernel() as kernel:
+        kernel.ok(SETUP)
+        cell = kernel.submit(WORK[work])
+        kernel.wait_for_stdout(cell, "work started")  # printed by the worker, in this cell
+        kernel.interrupt()
+        kernel.wait([cell], timeout=30)
+        assert cell.error is not None and cell.error["ename"] == "KeyboardInterrupt", (
+            cell.describe()
+        )
+        assert kernel.ok("state['finally ran']").result == "True"
+        counted = kernel.ok("state['count']").result
+        assert kernel.ok("state['count']").result == counted  # the loop no longer runs
+        # The next call runs on the same worker: its thread-local state is still there.
+        assert kernel.ok("run_in_thread(lambda: where.mark)").result == "'kept'"

@@ -25,11 +25,11 @@ __all__ = [
     "ExpressionRejected",
     "LoopTasks",
     "await_on_reentrant_loop",
-    "evaluate_here",
+    "evaluate_expression",
     "evaluate_then_await",
-    "execute_here",
     "execute_on_this_loop",
     "foreign_future_message",
+    "run_cell_code",
 ]
 
 
@@ -85,13 +85,15 @@ async def execute_on_this_loop(code: CodeType, namespace: dict[str, Any]) -> Non
     exec(code, namespace)
 
 
-def execute_here(code: CodeType, namespace: dict[str, Any]) -> None:
+def run_cell_code(code: CodeType, namespace: dict[str, Any]) -> None:
     """Run cell code in the calling thread (a loop-free worker of ``run_in_thread``)."""
     __tracebackhide__ = True
     exec(code, namespace)
 
 
-def evaluate_here(code: CodeType, namespace: dict[str, Any], caller: str, instead: str) -> Any:
+def evaluate_expression(
+    code: CodeType, namespace: dict[str, Any], caller: str, instead: str
+) -> Any:
     """Evaluate an expression in the calling thread (a loop-free worker); return its value.
 
     A coroutine cannot run in a thread by itself: it is closed (no "never awaited"

@@ -39,10 +39,9 @@ class AsyncBridge(Configurable):
     timeout = Float(
         None,
         allow_none=True,
-        help="""Default timeout in seconds for %run_async, %%in_new_loop and %in_thread /
-        %%in_thread (None: no timeout). When it expires the work is stopped (a coroutine
-        is cancelled and its finally blocks run), and TimeoutError is raised. A magic's own
-        --timeout option overrides it.""",
+        help="""Default timeout in seconds for %run_async and %%in_new_loop (None: no
+        timeout). When it expires the coroutine is cancelled, its finally blocks run, and
+        TimeoutError is raised. A magic's own --timeout option overrides it.""",
     ).tag(config=True)
 
     nest_backend = Enum(

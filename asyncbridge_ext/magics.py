@@ -44,11 +44,11 @@ from ._expression import (
     ExpressionRejected,
     LoopTasks,
     await_on_reentrant_loop,
-    evaluate_here,
+    evaluate_expression,
     evaluate_then_await,
-    execute_here,
     execute_on_this_loop,
     foreign_future_message,
+    run_cell_code,
 )
 from ._waiting import DEFAULT_CANCEL_GRACE
 from .activity import ACTIVITY
@@ -241,7 +241,7 @@ class AsyncBridgeMagics(Magics):
             ACTIVITY.count("magic.in_thread")
             try:
                 return run_in_thread(
-                    evaluate_here,
+                    evaluate_expression,
                     code,
                     namespace,
                     "%in_thread",
@@ -272,7 +272,7 @@ class AsyncBridgeMagics(Magics):
             namespace,
             has_value,
             run_in_thread,
-            execute_here,
+            run_cell_code,
             code,
             namespace,
             timeout=self._timeout(args),

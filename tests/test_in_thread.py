@@ -88,12 +88,14 @@ def test_line_form_returns_the_value(kernel: Kernel) -> None:
 def test_libraries_that_refuse_a_running_loop_work_there(kernel: Kernel) -> None:
     kernel.ok("import anyio\nfrom asgiref.sync import async_to_sync")
     refused = kernel.run("anyio.run(answer)")
-    assert refused.error is not None and "Already running asyncio in this thread" in (
-        refused.error["evalue"]
+    assert (
+        refused.error is not None
+        and "Already running asyncio in this thread" in (refused.error["evalue"])
     )
     refused = kernel.run("async_to_sync(answer)()")
-    assert refused.error is not None and "You cannot use AsyncToSync in the same thread" in (
-        refused.error["evalue"]
+    assert (
+        refused.error is not None
+        and "You cannot use AsyncToSync in the same thread" in (refused.error["evalue"])
     )
     assert kernel.ok("%in_thread anyio.run(answer)").result == "42"
     assert kernel.ok("%%in_thread\nasync_to_sync(answer)(3)").result == "3"
@@ -155,11 +157,11 @@ def test_exception_is_the_users_and_points_at_the_cell(kernel: Kernel) -> None:
     assert cell.error is not None
     assert (cell.error["ename"], cell.error["evalue"]) == ("ValueError", "bad value 1")
     assert "----> 3 raise ValueError('bad value ' + str(x1))" in cell.traceback, cell.traceback
-    assert "run_in_thread" not in cell.traceback and "execute_here" not in cell.traceback
+    assert "run_in_thread" not in cell.traceback and "run_cell_code" not in cell.traceback
     assert len(set(re.findall(r"Cell In\[(\d+)\]", cell.traceback))) == 1, cell.traceback
     cell = kernel.run("%in_thread {}['missing']")
     assert cell.error is not None and cell.error["ename"] == "KeyError", cell.describe()
-    assert "evaluate_here" not in cell.traceback, cell.traceback
+    assert "evaluate_expression" not in cell.traceback, cell.traceback
 
 
 def test_each_call_is_counted(kernel: Kernel) -> None:
@@ -212,9 +214,13 @@ def test_dollar_and_braces_reach_python_verbatim_in_every_magic(kernel: Kernel) 
     usage_error(kernel, "%%in_new_loop --timeout {x}\npass", "'{x}'")
 
 
-def test_interrupt_cancels_a_loop_running_in_the_thread() -> None:
+@pytest.mark.parametrize("mode", ["nest", "thread"])
+def test_interrupt_cancels_a_loop_running_in_the_thread(mode: str) -> None:
     with start_kernel() as kernel:
-        kernel.ok("import asyncio\nstate = []\n%load_ext asyncbridge_ext")
+        kernel.ok(
+            f"%config AsyncBridge.nested_run = {mode!r}\n"
+            "import asyncio\nstate = []\n%load_ext asyncbridge_ext"
+        )
         cell = kernel.submit(
             "%%in_thread\n"
             "async def slow():\n"

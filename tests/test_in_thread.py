@@ -194,6 +194,13 @@ def test_bad_input_is_a_usage_error(kernel: Kernel, code: str, fragments: list[s
     usage_error(kernel, code, *fragments)
 
 
+def test_a_refused_coroutine_is_closed_without_a_warning(kernel: Kernel) -> None:
+    refused = kernel.run("%in_thread answer()")
+    assert refused.reply is not None and refused.reply["ename"] == "UsageError"
+    after = kernel.ok("import gc\ngc.collect()")
+    assert "never awaited" not in refused.stderr + after.stderr, refused.stderr + after.stderr
+
+
 def test_help_says_what_runs_where(kernel: Kernel) -> None:
     cell = kernel.ok("%in_thread?")
     payload = cell.reply["payload"] if cell.reply else []
@@ -261,3 +268,7 @@ def test_interrupt_stops_a_plain_python_busy_loop() -> None:
         cell = kernel.ok("first = count[0]\ntime.sleep(0.3)\nfirst > 0, count[0] == first")
         assert cell.result == "(True, True)"
         assert kernel.ok("%in_thread 'next'").result == "'next'"
+        kernel.ok("%unload_ext asyncbridge_ext")
+        table = "get_ipython().magics_manager.magics"
+        cell = kernel.ok(f"'in_thread' in {table}['line'], 'in_thread' in {table}['cell']")
+        assert cell.result == "(False, False)"

@@ -163,6 +163,11 @@ def test_task_of_the_kernels_loop_is_served_in_nest_mode_else_refused(
         assert kernel.ok("%run_async asyncio.gather(t, echo(2))").result == (
             "['from the kernel loop', 2]"
         )
+        cell = kernel.run(
+            "t = asyncio.ensure_future(echo(1, delay=30))\n%run_async --timeout 0.2 t"
+        )
+        assert cell.error is not None and cell.error["ename"] == "TimeoutError", cell.describe()
+        assert kernel.ok("t.cancelled()").result == "True"
         return
     message = usage_error(kernel, code)
     assert "belongs to the event loop running this cell" in message

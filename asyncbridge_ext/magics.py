@@ -227,30 +227,39 @@ class AsyncBridgeMagics(Magics):
             len(data)
         """
         __tracebackhide__ = True
-        namespace: dict[str, Any] = self.shell.user_ns  # type: ignore[union-attr]
         if cell is None:
-            args, source, code = self._expression_line(
-                self.in_thread, "%in_thread", line, "client.execute(query)", "gives a value"
+            return self._evaluate_in_thread(line)
+        return self._run_cell_in_thread(line, cell)
+
+    def _evaluate_in_thread(self, line: str) -> Any:
+        """``%in_thread [--timeout S] EXPR``: EXPR's value, evaluated on a loop-free worker."""
+        __tracebackhide__ = True
+        args, source, code = self._expression_line(
+            self.in_thread, "%in_thread", line, "client.execute(query)", "gives a value"
+        )
+        if is_coroutine_code(code):
+            raise UsageError(
+                f"%in_thread runs EXPR as sync code on a worker thread, so EXPR cannot "
+                f"contain `await`. For async code use %run_async, e.g. "
+                f"`%run_async fetch()`. Got {source!r}."
             )
-            if is_coroutine_code(code):
-                raise UsageError(
-                    f"%in_thread runs EXPR as sync code on a worker thread, so EXPR cannot "
-                    f"contain `await`. For async code use %run_async, e.g. "
-                    f"`%run_async fetch()`. Got {source!r}."
-                )
-            ACTIVITY.count("magic.in_thread")
-            try:
-                return run_in_thread(
-                    evaluate_expression,
-                    code,
-                    namespace,
-                    "%in_thread",
-                    f"Await it with `%run_async {source}` instead.",
-                    timeout=self._timeout(args),
-                )
-            except ExpressionRejected as exc:
-                message = str(exc)
-            raise UsageError(message)
+        ACTIVITY.count("magic.in_thread")
+        try:
+            return run_in_thread(
+                evaluate_expression,
+                code,
+                self.shell.user_ns,  # type: ignore[union-attr]
+                "%in_thread",
+                f"Await it with `%run_async {source}` instead.",
+                timeout=self._timeout(args),
+            )
+        except ExpressionRejected as exc:
+            message = str(exc)
+        raise UsageError(message)  # outside the except block: no chained traceback
+
+    def _run_cell_in_thread(self, line: str, cell: str) -> Any:
+        """``%%in_thread [--timeout S]``: run the cell on a loop-free worker; its last value."""
+        __tracebackhide__ = True
         options, rest = split_leading_options(line)
         if rest:
             raise UsageError(
@@ -268,6 +277,7 @@ class AsyncBridgeMagics(Magics):
             "fresh event loop), or call asyncio.run(main()) in this cell.",
         )
         ACTIVITY.count("magic.in_thread")
+        namespace: dict[str, Any] = self.shell.user_ns  # type: ignore[union-attr]
         return take_last_value(
             namespace,
             has_value,

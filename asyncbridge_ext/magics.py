@@ -1,9 +1,14 @@
-"""The ``%run_async`` and ``%%in_new_loop`` magics: thin wrappers over the core.
+"""The magics ``%run_async``, ``%%in_new_loop`` and ``%in_thread`` / ``%%in_thread``.
 
-Both hand a coroutine to :func:`~asyncbridge_ext.run_coroutine_in_new_loop`, which runs
-it on a fresh event loop in a worker thread while the cell waits, under a copy of the
-cell's context (so output lands in the cell). Options are parsed with IPython's
-magic_arguments; the Python code itself reaches Python exactly as typed.
+Thin wrappers over the core. The first two hand a coroutine to
+:func:`~asyncbridge_ext.run_coroutine_in_new_loop`, which runs it on a fresh event loop
+in a worker thread while the cell waits, under a copy of the cell's context (so output
+lands in the cell). ``%run_async`` evaluates its expression inside that coroutine, on
+the fresh loop, so the futures it makes belong to the loop that awaits them.
+``%in_thread`` hands the code to :func:`~asyncbridge_ext.run_in_thread`, which runs it
+on a worker thread where no event loop runs. Options are parsed with IPython's
+magic_arguments; the Python code itself reaches Python exactly as typed (see
+:mod:`asyncbridge_ext._cell_code`).
 """
 
 # IPython's magic_arguments has no type hints; its decorators would otherwise be errors.
@@ -12,10 +17,6 @@ magic_arguments; the Python code itself reaches Python exactly as typed.
 from __future__ import annotations
 
 import argparse
-import ast
-import inspect
-import math
-import sys
 from types import CodeType
 from typing import Any
 
@@ -23,6 +24,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import (
     Magics,
     cell_magic,
+    line_cell_magic,
     line_magic,
     magics_class,
     no_var_expand,
@@ -30,96 +32,41 @@ from IPython.core.magic import (
 )
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from ._awaitables import as_coroutine
+from ._cell_code import (
+    compile_cell,
+    compile_expression,
+    is_coroutine_code,
+    seconds,
+    split_leading_options,
+    take_last_value,
+)
+from ._expression import (
+    ExpressionRejected,
+    LoopTasks,
+    await_on_reentrant_loop,
+    evaluate_expression,
+    evaluate_then_await,
+    execute_on_this_loop,
+    foreign_future_message,
+    run_cell_code,
+)
+from ._waiting import DEFAULT_CANCEL_GRACE
+from .activity import ACTIVITY
 from .config import AsyncBridge
 from .core import run_coroutine_in_new_loop
+from .nest import NestAsyncio
+from .thread_call import run_in_thread
 
 __all__ = ["AsyncBridgeMagics"]
 
-#: Leading options of ``%run_async`` that take their value as the next word.
-_OPTIONS_WITH_VALUE = ("--timeout",)
 
-#: Where the cell's last expression parks its value between the worker and the magic.
-_LAST_VALUE = "__asyncbridge_last_value__"
-
-
-def _seconds(text: str) -> float:
-    """argparse type for ``--timeout``: a positive number of seconds."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not value > 0:  # also refuses NaN
-        raise argparse.ArgumentTypeError(
-            f"expected a positive number of seconds, got {text!r}; e.g. --timeout 2.5"
-        )
-    return value
-
-
-def split_leading_options(line: str) -> tuple[str, str]:
-    """Split ``"--timeout 3 f(x)"`` into ``("--timeout 3", "f(x)")``, the rest verbatim.
-
-    Options are the leading words starting with ``-`` (plus the value word of
-    ``--timeout``); a ``--`` word ends them. Everything after is returned untouched, so
-    quotes, braces and ``$`` in the expression survive (no shlex, no variable expansion).
-    """
-    options: list[str] = []
-    rest = line.strip()
-    takes_value = False
-    while rest:
-        word = rest.split(None, 1)[0]
-        if takes_value:
-            takes_value = False
-        elif word == "--":
-            rest = rest[2:].lstrip()
-            break
-        elif word[0] == "-" and len(word) > 1 and (word[1].isalpha() or word[1] == "-"):
-            takes_value = word in _OPTIONS_WITH_VALUE
-        else:
-            break
-        options.append(word)
-        rest = rest[len(word) :].lstrip()
-    return " ".join(options), rest
-
-
-def _top_level_return_or_yield(tree: ast.Module) -> ast.stmt | ast.expr | None:
-    """The first ``return`` / ``yield`` outside any function in ``tree``, if any."""
-    pending: list[ast.AST] = list(tree.body)
-    while pending:
-        node = pending.pop(0)
-        if isinstance(node, (ast.Return, ast.Yield, ast.YieldFrom)):
-            return node
-        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
-            pending.extend(ast.iter_child_nodes(node))
-    return None
-
-
-def _calling_cell_number(shell: Any) -> int:
-    """The n of the In[n] cell that called the magic, so tracebacks label our code with it.
-
-    Found by walking up to the frame of a cell the shell compiled; the shell's own
-    execution counter is not reliable here (IPython 9 increments it before the cell
-    runs, IPython 8 after).
-    """
-    numbers = getattr(shell.compile, "_filename_map", {})
-    frame = sys._getframe(1)
-    while frame is not None:
-        number = numbers.get(frame.f_code.co_filename)
-        if isinstance(number, int):
-            return number
-        frame = frame.f_back  # type: ignore[assignment]
-    return int(shell.execution_count)
-
-
-async def _exec_on_this_loop(code: CodeType, namespace: dict[str, Any]) -> None:
-    """Run cell code without top-level ``await`` inside the fresh loop (for ``asyncio`` calls)."""
-    __tracebackhide__ = True
-    exec(code, namespace)
+def _run_async_usage(argument: str) -> str:
+    return f"%run_async {argument}"
 
 
 @magics_class
 class AsyncBridgeMagics(Magics):
-    """``%run_async`` and ``%%in_new_loop``; options come from ``bridge`` (``AsyncBridge``)."""
+    """The extension's magics; options come from ``bridge`` (``AsyncBridge``)."""
 
     def __init__(self, shell: Any, bridge: AsyncBridge) -> None:
         super().__init__(shell)
@@ -131,58 +78,88 @@ class AsyncBridgeMagics(Magics):
         timeout: float | None = args.timeout
         return timeout if timeout is not None else self.bridge.timeout
 
+    def _expression_line(
+        self, magic_function: Any, magic: str, line: str, example: str, gives: str
+    ) -> tuple[argparse.Namespace, str, CodeType]:
+        """Parse a line magic's options; compile the verbatim expression after them.
+
+        Shared by the line magics: returns the parsed options, the expression's source
+        and its code, or raises a ``UsageError`` that shows ``example`` as the right way.
+        """
+        options, expr = split_leading_options(line)
+        args = parse_argstring(magic_function, options)
+        source = expr.rstrip().removesuffix(";").rstrip()
+        if not source:
+            raise UsageError(
+                f"{magic} needs an expression that {gives}, e.g. `{magic} {example}` or "
+                f"`x = {magic} {example}`."
+            )
+        return args, source, compile_expression(self.shell, magic, source, example)
+
     @no_var_expand
     @magic_arguments()
-    @argument("--timeout", type=_seconds, metavar="S", help="cancel it after S seconds")
+    @argument("--timeout", type=seconds, metavar="S", help="cancel it after S seconds")
     @argument("expr", nargs="*", metavar="EXPR", help="a Python expression giving an awaitable")
     @line_magic
     @output_can_be_silenced
     def run_async(self, line: str) -> Any:
-        """Run an awaitable on a fresh event loop in another thread; return its result.
+        """Evaluate EXPR on a fresh event loop in another thread, await it, return the result.
 
         EXPR is evaluated in your namespace exactly as typed (quotes, braces and $ are
-        left alone). The awaitable it gives runs on a new event loop in a worker thread
-        while the cell waits; print() output shows in this cell. On timeout or interrupt
-        the coroutine is cancelled and its finally blocks run before the error is shown.
-        The default timeout is AsyncBridge.timeout. If EXPR starts with '-', put '--'
-        before it.
+        left alone), inside the coroutine that runs on a new event loop in a worker
+        thread, as if a %%in_new_loop cell held `await (EXPR)`. So futures and tasks
+        that EXPR makes (asyncio.gather, create_task, shield, run_in_executor) belong
+        to that loop and just work. The cell waits; print() output shows in this cell.
+        On timeout or interrupt the coroutine is cancelled and its finally blocks run
+        before the error is shown. The default timeout is AsyncBridge.timeout. A task
+        made earlier on the notebook's own loop cannot move to the fresh loop: in nest
+        mode %run_async waits for it on the notebook's loop, else `await` it in a
+        normal cell. If EXPR starts with '-', put '--' before it.
 
         Examples::
 
             data = %run_async fetch("https://example.org", {"retries": 2})
+            pages = %run_async asyncio.gather(*(fetch(u) for u in urls))
             %run_async --timeout 5 asyncio.sleep(1, result="done")
         """
         __tracebackhide__ = True
-        options, expr = split_leading_options(line)
-        args = parse_argstring(self.run_async, options)
-        source = expr.rstrip().removesuffix(";").rstrip()
-        if not source:
+        args, source, code = self._expression_line(
+            self.run_async, "%run_async", line, "fetch()", "gives an awaitable"
+        )
+        if is_coroutine_code(code):
             raise UsageError(
-                "%run_async needs an expression that gives an awaitable, e.g. "
-                "`%run_async fetch()` or `x = %run_async fetch()`."
+                f"%run_async awaits EXPR itself, so EXPR cannot contain `await`: write "
+                f"`%run_async fetch()` rather than `%run_async await fetch()`. For code "
+                f"with several awaits, use a %%in_new_loop cell. Got {source!r}."
             )
-        shell: Any = self.shell
-        filename = shell.compile.cache(source, _calling_cell_number(shell))
+        ACTIVITY.count("magic.run_async")
+        timeout = self._timeout(args)
+        caller_tasks = LoopTasks()  # before EXPR can schedule anything on this cell's loop
+        namespace: dict[str, Any] = self.shell.user_ns  # type: ignore[union-attr]
+        coro = evaluate_then_await(code, namespace, "%run_async", _run_async_usage)
         try:
-            code = compile(source, filename, "eval", shell.compile.flags, dont_inherit=True)
-        except SyntaxError as exc:
-            raise UsageError(
-                f"%run_async takes one Python expression, and {source!r} is not one "
-                f"({exc.msg}). Write e.g. `%run_async fetch()`; to keep the result, "
-                f"`x = %run_async fetch()`."
-            ) from None
-        value = eval(code, shell.user_ns)
-        try:
-            awaitable = as_coroutine(
-                value, caller="%run_async", usage=lambda argument: f"%run_async {argument}"
-            )
-        except (TypeError, ValueError) as exc:
-            raise UsageError(str(exc)) from None
-        return run_coroutine_in_new_loop(awaitable, timeout=self._timeout(args))
+            return run_coroutine_in_new_loop(coro, timeout=timeout)
+        except ExpressionRejected as exc:
+            rejected = exc
+        except BaseException:
+            caller_tasks.cancel_new(None)
+            raise
+        # Outside the except block, so a served future's own error is not chained to ours.
+        future = rejected.future
+        if future is None:
+            caller_tasks.cancel_new(None)
+            raise UsageError(str(rejected)) from None
+        if future.get_loop() is caller_tasks.loop and NestAsyncio.is_applied:
+            return await_on_reentrant_loop(future, timeout, DEFAULT_CANCEL_GRACE)
+        what = f"{type(future).__name__} {future!r}"  # before cancel_new adds a callback
+        cancelled = caller_tasks.cancel_new(future)
+        raise UsageError(
+            foreign_future_message(what, future.get_loop(), caller_tasks.loop, source, cancelled)
+        )
 
     @no_var_expand
     @magic_arguments("%in_new_loop")  # the help's usage line then reads %%in_new_loop
-    @argument("--timeout", type=_seconds, metavar="S", help="cancel the cell after S seconds")
+    @argument("--timeout", type=seconds, metavar="S", help="cancel the cell after S seconds")
     @cell_magic
     @output_can_be_silenced
     def in_new_loop(self, line: str, cell: str) -> Any:
@@ -204,56 +181,109 @@ class AsyncBridgeMagics(Magics):
         """
         __tracebackhide__ = True
         args = parse_argstring(self.in_new_loop, line)
-        code, has_value = self._compile_cell(f"%%in_new_loop {line}".rstrip(), cell)
+        code, has_value = compile_cell(
+            self.shell, "in_new_loop", line, cell, "await asyncio.sleep(1)"
+        )
+        ACTIVITY.count("magic.in_new_loop")
         namespace: dict[str, Any] = self.shell.user_ns  # type: ignore[union-attr]
-        if code.co_flags & inspect.CO_COROUTINE:
+        if is_coroutine_code(code):
             awaitable = eval(code, namespace)
         else:
-            awaitable = _exec_on_this_loop(code, namespace)
-        try:
-            run_coroutine_in_new_loop(awaitable, timeout=self._timeout(args))
-            return namespace.get(_LAST_VALUE) if has_value else None
-        finally:
-            namespace.pop(_LAST_VALUE, None)
-
-    def _compile_cell(self, header: str, cell: str) -> tuple[CodeType, bool]:
-        """Compile the cell body for top-level await; tell whether it ends in an expression.
-
-        The source is registered with the shell's compiler cache under the cell's
-        header line, so tracebacks show the cell's own lines with the cell's numbering.
-        The last expression is turned into an assignment to :data:`_LAST_VALUE`, so its
-        value survives the trip through the worker thread.
-        """
-        shell: Any = self.shell
-        source = shell.transform_cell(cell)
-        filename = shell.compile.cache(
-            f"{header}\n{source}", _calling_cell_number(shell), raw_code=f"{header}\n{cell}"
+            awaitable = execute_on_this_loop(code, namespace)
+        timeout = self._timeout(args)
+        return take_last_value(
+            namespace, has_value, run_coroutine_in_new_loop, awaitable, timeout=timeout
         )
-        flags = shell.compile.flags | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
-        # The leading newline stands for the header line: line numbers match the cell.
-        tree = compile("\n" + source, filename, "exec", flags | ast.PyCF_ONLY_AST, True)
-        tree = shell.transform_ast(tree)
-        if not tree.body:
+
+    @no_var_expand
+    @magic_arguments()
+    @argument("--timeout", type=seconds, metavar="S", help="stop it after S seconds")
+    @argument("expr", nargs="*", metavar="EXPR", help="(line form) a Python expression")
+    @line_cell_magic
+    @output_can_be_silenced
+    def in_thread(self, line: str, cell: str | None = None) -> Any:
+        """Run sync code on a worker thread where no event loop runs; the cell waits.
+
+        For libraries that refuse to run while an event loop runs in their thread, as
+        one always does in a notebook cell: anyio.run, asgiref's async_to_sync, gql's
+        sync Client.execute, openai-agents' Runner.run_sync. `%in_thread EXPR`
+        evaluates EXPR there (exactly as typed: quotes, braces and $ are left alone)
+        and returns its value; `%%in_thread` runs the whole cell there: names it
+        assigns land in your namespace, its last expression is shown as Out[n] (a
+        trailing ';' hides it), print() output appears in this cell. Consecutive calls
+        use the same thread while it is free, so thread-local state persists.
+        Interrupt and timeout stop the work: an event loop running there gets its
+        tasks cancelled (their finally blocks run), plain Python code gets the
+        exception at its next step; code stuck in one blocking C call is abandoned
+        after a grace period. The default timeout is AsyncBridge.timeout. For async
+        code use %run_async or %%in_new_loop.
+
+        Examples::
+
+            result = %in_thread client.execute(query)
+
+            %%in_thread --timeout 30
+            data = anyio.run(fetch_all)
+            len(data)
+        """
+        __tracebackhide__ = True
+        if cell is None:
+            return self._evaluate_in_thread(line)
+        return self._run_cell_in_thread(line, cell)
+
+    def _evaluate_in_thread(self, line: str) -> Any:
+        """``%in_thread [--timeout S] EXPR``: EXPR's value, evaluated on a loop-free worker."""
+        __tracebackhide__ = True
+        args, source, code = self._expression_line(
+            self.in_thread, "%in_thread", line, "client.execute(query)", "gives a value"
+        )
+        if is_coroutine_code(code):
             raise UsageError(
-                "%%in_new_loop needs code in the cell body, e.g.\n"
-                "%%in_new_loop\nawait asyncio.sleep(1)"
+                f"%in_thread runs EXPR as sync code on a worker thread, so EXPR cannot "
+                f"contain `await`. For async code use %run_async, e.g. "
+                f"`%run_async fetch()`. Got {source!r}."
             )
-        bad = _top_level_return_or_yield(tree)
-        if bad is not None:
-            fix = (
-                "To show a value, end the cell with it as an expression."
-                if isinstance(bad, ast.Return)
-                else "To produce values, define an `async def` generator and use `async for`."
+        ACTIVITY.count("magic.in_thread")
+        try:
+            return run_in_thread(
+                evaluate_expression,
+                code,
+                self.shell.user_ns,  # type: ignore[union-attr]
+                "%in_thread",
+                f"Await it with `%run_async {source}` instead.",
+                timeout=self._timeout(args),
             )
-            word = "return" if isinstance(bad, ast.Return) else "yield"
+        except ExpressionRejected as exc:
+            message = str(exc)
+        raise UsageError(message)  # outside the except block: no chained traceback
+
+    def _run_cell_in_thread(self, line: str, cell: str) -> Any:
+        """``%%in_thread [--timeout S]``: run the cell on a loop-free worker; its last value."""
+        __tracebackhide__ = True
+        options, rest = split_leading_options(line)
+        if rest:
             raise UsageError(
-                f"`{word}` on line {bad.lineno} of the cell is outside any function, which "
-                f"%%in_new_loop does not allow. {fix}"
+                f"%%in_thread takes only options on its first line (--timeout S), got "
+                f"{rest!r}; put the code in the cell body."
             )
-        last = tree.body[-1]
-        has_value = isinstance(last, ast.Expr)
-        if isinstance(last, ast.Expr):
-            store = ast.Name(id=_LAST_VALUE, ctx=ast.Store())
-            tree.body[-1] = ast.copy_location(ast.Assign(targets=[store], value=last.value), last)
-            ast.fix_missing_locations(tree)
-        return compile(tree, filename, "exec", flags, True), has_value
+        args = parse_argstring(self.in_thread, options)
+        code, has_value = compile_cell(
+            self.shell,
+            "in_thread",
+            line,
+            cell,
+            "print(1)",
+            await_fix="For async code use %%in_new_loop (the same cell semantics, on a "
+            "fresh event loop), or call asyncio.run(main()) in this cell.",
+        )
+        ACTIVITY.count("magic.in_thread")
+        namespace: dict[str, Any] = self.shell.user_ns  # type: ignore[union-attr]
+        return take_last_value(
+            namespace,
+            has_value,
+            run_in_thread,
+            run_cell_code,
+            code,
+            namespace,
+            timeout=self._timeout(args),
+        )

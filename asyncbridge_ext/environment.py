@@ -17,6 +17,7 @@ __all__ = [
     "Finding",
     "installed_version",
     "nest_library_findings",
+    "nest_library_versions",
     "version_tuple",
 ]
 
@@ -95,6 +96,16 @@ def nest_library_findings(path: Sequence[str] | None = None) -> list[Finding]:
             )
         )
     return findings
+
+
+def nest_library_versions(path: Sequence[str] | None = None) -> list[str]:
+    """``name: version`` lines for the two nest libraries, as installed (for ``status``)."""
+    nest2 = installed_version("nest-asyncio2", path) or "not installed"
+    archived = installed_version("nest-asyncio", path)
+    return [
+        f"nest-asyncio2: {nest2}",
+        f"nest_asyncio: {archived + ' (archived upstream)' if archived else 'not installed'}",
+    ]
 
 
 def python_version() -> str:

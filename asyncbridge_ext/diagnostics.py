@@ -44,7 +44,11 @@ class Diagnostics:
         self.at_load = ACTIVITY.snapshot()
         self.log = NotebookLog()
         kernel = getattr(shell, "kernel", None)
-        self.sigint = SigintForwarding(kernel) if hasattr(kernel, "pre_handler_hook") else None
+        self.sigint = (
+            SigintForwarding(kernel, getattr(shell, "events", None))
+            if hasattr(kernel, "pre_handler_hook")
+            else None
+        )
 
     def start(self) -> None:
         """Install SIGINT forwarding (in a kernel). Called by ``%load_ext``."""

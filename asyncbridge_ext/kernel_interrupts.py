@@ -11,19 +11,21 @@ How ipykernel handles SIGINT (read from ipykernel 6.29 and 7.4, ``kernelapp.py``
 - "Interrupt kernel" is a SIGINT to the kernel process: sent by the client
   (``interrupt_mode: "signal"``) or by the kernel to itself when the control channel
   gets an ``interrupt_request`` (``"message"``). Python runs signal handlers on the
-  main thread only, so a subshell's thread never hears of it.
+  main thread only, so a subshell's thread never hears of it;
+- a main-shell cell that awaits at top level gets its own SIGINT handler for as long as
+  it runs (``IPythonKernel._cancel_on_sigint``, which cancels the cell's task and puts the
+  previous handler back afterwards).
 
 :class:`SigintForwarding` wraps the handler of each state in a :class:`ForwardingHandler`
 that first calls :meth:`~asyncbridge_ext._interrupts.Interrupts.interrupt_off_main` (the
 bridged calls waiting off the main thread raise ``KeyboardInterrupt`` there) and then
 behaves exactly as the handler it wraps: ignore while idle, raise ``KeyboardInterrupt``
-in the main thread while busy. ipykernel's save/restore stays consistent because the
-handler it saves is the wrapped idle one. :meth:`SigintForwarding.uninstall` puts the
-original handlers back.
-
-Limit: a main-shell cell that awaits at top level gets its own SIGINT handler from
-ipykernel for as long as it runs (``IPythonKernel._cancel_on_sigint``); an interrupt then
-cancels that cell only. Once it has stopped, the next interrupt reaches the subshells.
+in the main thread while busy, cancel the async cell. The busy handler is wrapped right
+after ``pre_handler_hook`` installs it; an async cell's handler is wrapped by a
+``pre_execute`` callback (IPython's events), which runs inside the cell once ipykernel
+has installed it. ipykernel's save/restore stays consistent: what it saves is already
+wrapped, and what it restores replaces our wrapper of its own handler.
+:meth:`SigintForwarding.uninstall` puts the original handlers and the hook back.
 
 No IPython import here: the kernel is used through the attributes named above.
 """
@@ -86,8 +88,9 @@ class SigintForwarding:
     soon as the main shell is free.
     """
 
-    def __init__(self, kernel: Any) -> None:
+    def __init__(self, kernel: Any, events: Any = None) -> None:
         self.kernel = kernel
+        self.events = events  # the shell's EventManager, for pre_execute
         self.active = False
         self._original_pre_handler_hook: Any = None
 
@@ -106,6 +109,8 @@ class SigintForwarding:
             self.kernel.saved_sigint_handler = ForwardingHandler(saved)
         self._original_pre_handler_hook = self.kernel.pre_handler_hook
         self.kernel.pre_handler_hook = self._pre_handler_hook
+        if self.events is not None:
+            self.events.register("pre_execute", self._pre_execute)
         logger.debug("SIGINT forwarding to bridged work off the main thread installed")
 
     def uninstall(self) -> None:
@@ -118,6 +123,11 @@ class SigintForwarding:
         self.active = False
         if self.kernel.__dict__.get("pre_handler_hook") == self._pre_handler_hook:
             del self.kernel.pre_handler_hook  # the class's own hook is back
+        if self.events is not None:
+            try:
+                self.events.unregister("pre_execute", self._pre_execute)
+            except ValueError:
+                pass  # already gone
         current = signal.getsignal(signal.SIGINT)
         if isinstance(current, ForwardingHandler):
             signal.signal(signal.SIGINT, current.previous)
@@ -138,6 +148,11 @@ class SigintForwarding:
     def _pre_handler_hook(self) -> None:
         """ipykernel's hook, then wrap the busy handler it installed (main thread only)."""
         self._original_pre_handler_hook()
+        if self.active and _on_main_thread():
+            self._wrap_current()
+
+    def _pre_execute(self) -> None:
+        """IPython event, inside the cell: wrap an async cell's own handler (main thread)."""
         if self.active and _on_main_thread():
             self._wrap_current()
 

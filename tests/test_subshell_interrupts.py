@@ -18,13 +18,13 @@ from asyncbridge_ext.environment import installed_version, version_tuple
 
 IPYKERNEL = installed_version("ipykernel") or "0"
 
-pytestmark = [
-    pytest.mark.kernel,
-    pytest.mark.skipif(
-        version_tuple(IPYKERNEL) < (7,),
-        reason=f"kernel subshells (JEP 91) need ipykernel >= 7; this is ipykernel {IPYKERNEL}",
-    ),
-]
+HAS_SUBSHELLS = version_tuple(IPYKERNEL) >= (7,)
+
+pytestmark = pytest.mark.kernel
+needs_subshells = pytest.mark.skipif(
+    not HAS_SUBSHELLS,
+    reason=f"kernel subshells (JEP 91) need ipykernel >= 7; this is ipykernel {IPYKERNEL}",
+)
 
 SLOW_COROUTINE = """
 import asyncio
@@ -71,6 +71,7 @@ def assert_both_shells_go_on(kernel: Kernel, subshell_id: str) -> None:
     assert kernel.ok("6 * 7", subshell_id=subshell_id).result == "42"
 
 
+@needs_subshells
 @pytest.mark.parametrize("what", sorted(BRIDGED))
 def test_interrupt_reaches_a_subshell_while_the_main_shell_is_idle(
     kernel: Kernel, what: str
@@ -85,6 +86,7 @@ def test_interrupt_reaches_a_subshell_while_the_main_shell_is_idle(
     assert_both_shells_go_on(kernel, subshell)
 
 
+@needs_subshells
 @pytest.mark.parametrize("what", ["run_async", "in_new_loop"])
 def test_interrupt_reaches_a_subshell_while_the_main_shell_is_busy(
     kernel: Kernel, what: str
@@ -102,6 +104,27 @@ def test_interrupt_reaches_a_subshell_while_the_main_shell_is_busy(
     assert_both_shells_go_on(kernel, subshell)
 
 
+@needs_subshells
+def test_interrupt_reaches_a_subshell_while_the_main_shell_awaits_at_top_level(
+    kernel: Kernel,
+) -> None:
+    # ipykernel gives such a cell its own SIGINT handler; ours wraps it from pre_execute.
+    # (ipykernel 7.4 itself cancels that main cell only when its sleep ends.)
+    subshell = kernel.create_subshell()
+    main = kernel.submit("print('main awaits', flush=True)\nawait asyncio.sleep(10)")
+    kernel.wait_for_stdout(main, "main awaits")
+    cell = kernel.submit(BRIDGED["run_async"].format(label="async-main"), subshell)
+    kernel.wait_for_stdout(cell, "started async-main")
+    kernel.interrupt()
+    kernel.wait([cell], timeout=15)
+    assert not main.done, "the subshell was interrupted, not merely released by the main cell"
+    assert_interrupted(cell, "async-main")
+    kernel.wait([main], timeout=20)
+    assert main.error is not None and main.error["ename"] == "CancelledError", main.describe()
+    assert_both_shells_go_on(kernel, subshell)
+
+
+@needs_subshells
 def test_an_interrupt_request_message_reaches_a_subshell_too() -> None:
     # interrupt_mode "message": the control channel's interrupt_request; the kernel then
     # sends SIGINT to itself, which takes the same way in.
@@ -117,20 +140,25 @@ def test_an_interrupt_request_message_reaches_a_subshell_too() -> None:
         assert_both_shells_go_on(kernel, subshell)
 
 
-def test_after_unload_a_subshell_is_not_interrupted_and_the_handlers_are_ipykernels() -> None:
+def test_unload_puts_ipykernels_sigint_handlers_and_hooks_back() -> None:
     check = (
         "import signal\n"
         "k = get_ipython().kernel\n"
         "print(signal.getsignal(signal.SIGINT) is signal.default_int_handler,"
-        " k.saved_sigint_handler is signal.SIG_IGN, 'pre_handler_hook' in vars(k))"
+        " k.saved_sigint_handler is signal.SIG_IGN, 'pre_handler_hook' in vars(k),"
+        " len(get_ipython().events.callbacks['pre_execute']))"
     )
     with start_kernel() as kernel:
+        unloaded = kernel.ok(check).stdout.split()
+        assert unloaded[:3] == ["True", "True", "False"], unloaded
         kernel.ok("%load_ext asyncbridge_ext")
         kernel.ok("%reload_ext asyncbridge_ext")
-        loaded = kernel.ok(check).stdout
-        assert loaded.split() == ["False", "False", "True"], loaded
+        loaded = kernel.ok(check).stdout.split()
+        assert loaded == ["False", "False", "True", str(int(unloaded[3]) + 1)], loaded
         kernel.ok("%unload_ext asyncbridge_ext")
-        assert kernel.ok(check).stdout.split() == ["True", "True", "False"]
+        assert kernel.ok(check).stdout.split() == unloaded
+        if not HAS_SUBSHELLS:
+            return
         subshell = kernel.create_subshell()
         # The main shell is idle while a subshell cell runs: ipykernel's own SIG_IGN is back.
         idle = kernel.ok(

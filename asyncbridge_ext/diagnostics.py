@@ -65,14 +65,16 @@ class Diagnostics:
         """``%asyncbridge [--json] [--log LEVEL]``: print the report, or set the log level."""
         if log is not None:
             self.log.set_level(log)
-            if log == "off":
+            if as_json:
+                pass  # the report's "log" fact says it; stdout stays pure JSON
+            elif log == "off":
                 print("asyncbridge_ext log: off (the notebook log handler is removed)")
+                return
             else:
                 print(
                     f"asyncbridge_ext log: {log}; records from this level on show in the cell "
                     "that produced them. `%asyncbridge --log off` stops it."
                 )
-            if not as_json:
                 return
         facts = self.report()
         print(json.dumps(facts, indent=2) if as_json else render_text(facts))

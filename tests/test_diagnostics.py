@@ -164,11 +164,12 @@ def test_log_debug_shows_records_in_the_cell_that_produced_them() -> None:
         after = kernel.ok("6 * 7")
         kernel.ok("%asyncbridge --log off")
         off = kernel.ok("%run_async asyncio.sleep(0)")
-        kernel.ok("%asyncbridge --log info")
+        combined = json.loads(kernel.ok("%asyncbridge --log info --json").stdout)
         kernel.ok("%unload_ext asyncbridge_ext")
         handlers = kernel.ok("print(logging.getLogger('asyncbridge_ext').handlers)")
     assert "asyncbridge_ext DEBUG: from the coroutine" in ran.stderr, ran.describe()
     assert "asyncbridge_ext DEBUG: closed a fresh loop" in ran.stderr, ran.describe()
     assert "asyncbridge_ext" not in after.stderr, after.describe()
     assert "asyncbridge_ext DEBUG" not in off.stderr, off.describe()
+    assert combined["log"] == "info"
     assert handlers.stdout.strip() == "[]"

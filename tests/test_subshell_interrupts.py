@@ -140,6 +140,20 @@ def test_an_interrupt_request_message_reaches_a_subshell_too() -> None:
         assert_both_shells_go_on(kernel, subshell)
 
 
+@needs_subshells
+def test_loaded_from_a_subshell_the_forwarding_is_installed_on_the_main_thread() -> None:
+    with start_kernel() as kernel:
+        subshell = kernel.create_subshell()
+        kernel.ok("%load_ext asyncbridge_ext", subshell_id=subshell)
+        kernel.ok(SLOW_COROUTINE, subshell_id=subshell)
+        cell = kernel.submit(BRIDGED["run_async"].format(label="loaded-here"), subshell)
+        kernel.wait_for_stdout(cell, "started loaded-here")
+        kernel.interrupt()
+        kernel.wait([cell], timeout=15)
+        assert_interrupted(cell, "loaded-here")
+        assert_both_shells_go_on(kernel, subshell)
+
+
 def test_unload_puts_ipykernels_sigint_handlers_and_hooks_back() -> None:
     check = (
         "import signal\n"

@@ -10,7 +10,7 @@ import pytest
 from kernel_harness import Kernel, start_kernel
 
 from asyncbridge_ext.diagnostics import render_text
-from asyncbridge_ext.environment import installed_version
+from asyncbridge_ext.environment import installed_version, version_tuple
 
 pytestmark = pytest.mark.kernel
 
@@ -168,7 +168,10 @@ def test_log_debug_shows_records_in_the_cell_that_produced_them() -> None:
         kernel.ok("%unload_ext asyncbridge_ext")
         handlers = kernel.ok("print(logging.getLogger('asyncbridge_ext').handlers)")
     assert "asyncbridge_ext DEBUG: from the coroutine" in ran.stderr, ran.describe()
-    assert "asyncbridge_ext DEBUG: closed a fresh loop" in ran.stderr, ran.describe()
+    if version_tuple(installed_version("ipykernel") or "0") >= (7,):
+        # The worker's own record (outside the coroutine): ipykernel 6 sends a reused
+        # thread's output to the cell that started the thread.
+        assert "asyncbridge_ext DEBUG: closed a fresh loop" in ran.stderr, ran.describe()
     assert "asyncbridge_ext" not in after.stderr, after.describe()
     assert "asyncbridge_ext DEBUG" not in off.stderr, off.describe()
     assert combined["log"] == "info"

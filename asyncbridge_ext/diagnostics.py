@@ -44,14 +44,18 @@ class Diagnostics:
         self.at_load = ACTIVITY.snapshot()
         self.log = NotebookLog()
         kernel = getattr(shell, "kernel", None)
+        # Only kernels with subshells (ipykernel 7: a shell channel thread) run cells off
+        # the main thread; elsewhere ipykernel's own handlers are left exactly as they are.
+        has_subshells = getattr(kernel, "shell_channel_thread", None) is not None
         self.sigint = (
             SigintForwarding(kernel, getattr(shell, "events", None))
-            if hasattr(kernel, "pre_handler_hook")
+            if has_subshells and hasattr(kernel, "pre_handler_hook")
             else None
         )
+        self.no_forwarding = "not in a kernel" if kernel is None else "not needed (no subshells)"
 
     def start(self) -> None:
-        """Install SIGINT forwarding (in a kernel). Called by ``%load_ext``."""
+        """Install SIGINT forwarding (in a kernel with subshells). Called by ``%load_ext``."""
         if self.sigint is not None:
             self.sigint.install()
 
@@ -105,7 +109,7 @@ class Diagnostics:
             "kernel_loop_reentrant": bool(getattr(type(loop), "_nest_patched", False)),
             "thread_wrappers": wrappers,
             "shell": _which_shell(self.shell),
-            "interrupt_forwarding": self.sigint.state() if self.sigint else "not in a kernel",
+            "interrupt_forwarding": self.sigint.state() if self.sigint else self.no_forwarding,
             "log": self.log.level_name,
             "nested_runs": {
                 route: since.get(f"nested_run.{route}", 0) for route in _NESTED_RUN_ROUTES

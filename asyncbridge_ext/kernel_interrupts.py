@@ -25,7 +25,13 @@ after ``pre_handler_hook`` installs it; an async cell's handler is wrapped by a
 ``pre_execute`` callback (IPython's events), which runs inside the cell once ipykernel
 has installed it. ipykernel's save/restore stays consistent: what it saves is already
 wrapped, and what it restores replaces our wrapper of its own handler.
-:meth:`SigintForwarding.uninstall` puts the original handlers and the hook back.
+:meth:`SigintForwarding.uninstall` puts the original handlers and the hook back. The
+extension installs it only in kernels that have subshells.
+
+A side effect while installed: code that asks whether SIGINT is still Python's default
+(``signal.getsignal(SIGINT) is signal.default_int_handler``, as ``asyncio.Runner`` and
+trio do before installing their own) is told no, and leaves SIGINT to us: a Ctrl-C then
+raises ``KeyboardInterrupt`` where the main thread is, as the default handler does.
 
 No IPython import here: the kernel is used through the attributes named above.
 """

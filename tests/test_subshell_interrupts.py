@@ -140,6 +140,19 @@ def test_an_interrupt_request_message_reaches_a_subshell_too() -> None:
         assert_both_shells_go_on(kernel, subshell)
 
 
+def test_without_subshells_ipykernels_sigint_handlers_are_left_alone() -> None:
+    if HAS_SUBSHELLS:
+        pytest.skip("this ipykernel has subshells: the forwarding is installed")
+    with start_kernel() as kernel:
+        kernel.ok("%load_ext asyncbridge_ext")
+        cell = kernel.ok(
+            "import signal\nprint(signal.getsignal(signal.SIGINT) is signal.default_int_handler,"
+            " get_ipython().kernel.saved_sigint_handler is signal.SIG_IGN)\n%asyncbridge"
+        )
+    assert cell.stdout.splitlines()[0] == "True True"
+    assert "interrupt_forwarding: not needed (no subshells)" in cell.stdout
+
+
 @needs_subshells
 def test_loaded_from_a_subshell_the_forwarding_is_installed_on_the_main_thread() -> None:
     with start_kernel() as kernel:
@@ -154,6 +167,7 @@ def test_loaded_from_a_subshell_the_forwarding_is_installed_on_the_main_thread()
         assert_both_shells_go_on(kernel, subshell)
 
 
+@needs_subshells
 def test_unload_puts_ipykernels_sigint_handlers_and_hooks_back() -> None:
     check = (
         "import signal\n"
@@ -171,8 +185,6 @@ def test_unload_puts_ipykernels_sigint_handlers_and_hooks_back() -> None:
         assert loaded == ["False", "False", "True", str(int(unloaded[3]) + 1)], loaded
         kernel.ok("%unload_ext asyncbridge_ext")
         assert kernel.ok(check).stdout.split() == unloaded
-        if not HAS_SUBSHELLS:
-            return
         subshell = kernel.create_subshell()
         # The main shell is idle while a subshell cell runs: ipykernel's own SIG_IGN is back.
         idle = kernel.ok(

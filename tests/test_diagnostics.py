@@ -169,6 +169,7 @@ def test_log_debug_shows_records_in_the_cell_that_produced_them() -> None:
         combined = json.loads(kernel.ok("%asyncbridge --log info --json").stdout)
         kernel.ok("%unload_ext asyncbridge_ext")
         handlers = kernel.ok("print(logging.getLogger('asyncbridge_ext').handlers)")
+        gone = kernel.run("%asyncbridge")
     assert "asyncbridge_ext DEBUG: from the coroutine" in ran.stderr, ran.describe()
     if version_tuple(installed_version("ipykernel") or "0") >= (7,):
         # The worker's own record (outside the coroutine): ipykernel 6 sends a reused
@@ -178,3 +179,4 @@ def test_log_debug_shows_records_in_the_cell_that_produced_them() -> None:
     assert "asyncbridge_ext DEBUG" not in off.stderr, off.describe()
     assert combined["log"] == "info"
     assert handlers.stdout.strip() == "[]"
+    assert gone.status == "error" and "%asyncbridge` not found" in gone.stderr, gone.describe()

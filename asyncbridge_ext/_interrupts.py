@@ -24,7 +24,10 @@ class Interrupts:
     """Per-thread interrupt callbacks of bridged work (use :data:`INTERRUPTS`)."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        # Re-entrant: interrupt_off_main runs inside a SIGINT handler on the main thread,
+        # which may have interrupted that same thread while it held the lock (a report
+        # reading waiting_threads); a plain Lock would deadlock the kernel there.
+        self._lock = threading.RLock()
         self._targets: dict[int, Callable[[], None]] = {}
 
     @contextmanager

@@ -125,6 +125,7 @@ def _acquire_by(
     ``interrupted`` (set by a kernel interrupt aimed at a thread other than the main
     one) turns into ``KeyboardInterrupt`` here, within one slice.
     """
+    __tracebackhide__ = True
     while True:
         if interrupted is not None and interrupted.is_set():
             interrupted.clear()

@@ -20,6 +20,7 @@ from .config_status import (
     masking_warnings,
     read_config_files,
 )
+from .environment import nest_library_findings, nest_library_versions
 
 __all__ = ["main"]
 
@@ -59,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     helps = {
         "enable": f"load {EXTENSION} in new kernels and terminal IPython",
         "disable": "undo enable (only what enable added)",
-        "status": "show each config file read, the extensions that load, and what masks ours",
+        "status": "show each config file read, the extensions that load, what masks ours, "
+        "and the nest libraries installed (known-bad versions are warned about)",
     }
     for name, help_text in helps.items():
         command = commands.add_parser(
@@ -149,6 +151,11 @@ def _print_status(prefix: str) -> int:
         extensions = effective_extensions(reports, app)
         verdict = "loads" if EXTENSION in extensions else "NOT loaded"
         print(f"{app}: {EXTENSION} {verdict}; extensions: {', '.join(extensions)}")
+    print(f"Nest libraries installed for {sys.executable}:")
+    for line in nest_library_versions():
+        print(f"  {line}")
     for warning in masking_warnings(reports):
         print(f"warning: {warning}")
+    for finding in nest_library_findings():
+        print(finding.as_line())
     return 1 if failed else 0

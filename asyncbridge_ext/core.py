@@ -160,6 +160,10 @@ class _WorkerPool:
             thread.start()
             logger.debug("started worker thread %s", thread.name)
 
+    def idle_workers(self) -> int:
+        """How many worker threads wait for a job now (a cheap read, for reports)."""
+        return self._idle
+
     def _work(self) -> None:
         """Body of a worker thread: run fresh loops one after another until idle too long."""
         try:

@@ -2,9 +2,11 @@
 
 ``%load_ext asyncbridge_ext`` (or ``c.InteractiveShellApp.extensions = ["asyncbridge_ext"]``
 in a config file) calls :func:`load`: it reads the ``AsyncBridge`` options, sets up nested
-runs as ``AsyncBridge.nested_run`` says, and registers ``%run_async`` and ``%%in_new_loop``.
-``%unload_ext`` calls :func:`unload`, which removes the magics and the configurable and
-uninstalls thread mode; the nest patch, once applied, stays until the kernel restarts.
+runs as ``AsyncBridge.nested_run`` says, registers ``%run_async``, ``%%in_new_loop`` and
+``%asyncbridge``, and (in a kernel) lets "Interrupt kernel" reach bridged work in
+subshells. ``%unload_ext`` calls :func:`unload`, which removes the magics, the
+configurable, the SIGINT forwarding and the notebook log handler, and uninstalls thread
+mode; the nest patch, once applied, stays until the kernel restarts.
 ``%reload_ext`` is unload then load: options set by config files or ``%config`` live in
 the shell's config, so they are read again and survive a reload.
 """
@@ -15,6 +17,7 @@ import sys
 from typing import Any, cast
 
 from .config import AsyncBridge, bridge_for_shell
+from .diagnostics import Diagnostics
 from .magics import AsyncBridgeMagics
 from .nest import NestAsyncio, NestBackend
 from .thread_mode import NestedRunRedirect
@@ -45,6 +48,8 @@ def load(shell: Any) -> None:
             magics.displaced[kind, name] = manager.magics[kind].get(name)
     shell.register_magics(magics)
     shell.configurables.append(bridge)
+    magics.diagnostics = Diagnostics(shell, bridge)
+    magics.diagnostics.start()
 
 
 def unload(shell: Any) -> None:
@@ -57,6 +62,9 @@ def unload(shell: Any) -> None:
     if magics is None:
         return
     bridge = magics.bridge
+    if magics.diagnostics is not None:
+        magics.diagnostics.stop()
+        magics.diagnostics = None
     manager = shell.magics_manager
     for (kind, name), previous in magics.displaced.items():
         current = manager.magics[kind].get(name)

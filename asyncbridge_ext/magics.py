@@ -54,6 +54,7 @@ from ._waiting import DEFAULT_CANCEL_GRACE
 from .activity import ACTIVITY
 from .config import AsyncBridge
 from .core import run_coroutine_in_new_loop
+from .diagnostics import Diagnostics
 from .nest import NestAsyncio
 from .thread_call import run_in_thread
 
@@ -287,3 +288,33 @@ class AsyncBridgeMagics(Magics):
             namespace,
             timeout=self._timeout(args),
         )
+
+    #: Set by the extension at load: the state ``%asyncbridge`` reports from.
+    diagnostics: Diagnostics | None = None
+
+    @magic_arguments()
+    @argument("--json", action="store_true", help="print the report as JSON")
+    @argument(
+        "--log",
+        choices=["debug", "info", "warning", "off"],
+        help="show asyncbridge_ext log records from this level on in the cell that "
+        "produced them, for the rest of the session (off: stop)",
+    )
+    @line_magic
+    def asyncbridge(self, line: str) -> None:
+        """Report what asyncbridge_ext has in force, what it did since load, and known problems.
+
+        One `key: value` line per fact, in a fixed order (versions, mode, nest patch,
+        kernel loop, shell, counts since load, live threads), then one `warning:` line
+        per known-bad combination found, each with its fix. Paste it into a bug report.
+
+        Examples::
+
+            %asyncbridge
+            %asyncbridge --json
+            %asyncbridge --log debug
+        """
+        args = parse_argstring(self.asyncbridge, line)
+        if self.diagnostics is None:
+            raise UsageError("asyncbridge_ext is not loaded; run `%load_ext asyncbridge_ext`.")
+        self.diagnostics.run_magic(as_json=args.json, log=args.log)

@@ -20,6 +20,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from .activity import ACTIVITY
 from .core import run_coroutine_in_new_loop
 
 __all__ = ["NestedRunRedirect"]
@@ -60,6 +61,7 @@ class _NestedRunRedirect:
             def run(main: Any, *args: Any, **kwargs: Any) -> Any:
                 __tracebackhide__ = True
                 if _loop_running_here() and inspect.isawaitable(main):
+                    ACTIVITY.count("nested_run.worker")
                     return run_coroutine_in_new_loop(main)
                 return original_run(main, *args, **kwargs)
 
@@ -71,6 +73,7 @@ class _NestedRunRedirect:
                     and inspect.isawaitable(future)
                     and not asyncio.isfuture(future)
                 ):
+                    ACTIVITY.count("nested_run.worker")
                     return run_coroutine_in_new_loop(future)
                 return original_ruc(self, future)
 

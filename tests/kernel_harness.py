@@ -99,24 +99,56 @@ class Kernel:
         self.client = client
         self._cells: dict[str, Cell] = {}
 
-    def submit(self, code: str) -> Cell:
-        """Send ``code`` for execution without waiting for it."""
-        msg_id = self.client.execute(code, store_history=True, allow_stdin=False)
+    def submit(self, code: str, subshell_id: str | None = None) -> Cell:
+        """Send ``code`` for execution without waiting for it (to a subshell if given)."""
+        if subshell_id is None:
+            msg_id = self.client.execute(code, store_history=True, allow_stdin=False)
+        else:
+            content = {
+                "code": code,
+                "silent": False,
+                "store_history": True,
+                "user_expressions": {},
+                "allow_stdin": False,
+                "stop_on_error": True,
+            }
+            msg = self.client.session.msg("execute_request", content)
+            msg["header"]["subshell_id"] = subshell_id
+            self.client.shell_channel.send(msg)
+            msg_id = msg["header"]["msg_id"]
         cell = Cell(code, msg_id)
         self._cells[msg_id] = cell
         return cell
 
-    def run(self, code: str, timeout: float = CELL_TIMEOUT) -> Cell:
+    def run(self, code: str, timeout: float = CELL_TIMEOUT, subshell_id: str | None = None) -> Cell:
         """Execute ``code`` and wait (at most ``timeout`` s) until it has fully finished."""
-        cell = self.submit(code)
+        cell = self.submit(code, subshell_id)
         self.wait([cell], timeout)
         return cell
 
-    def ok(self, code: str, timeout: float = CELL_TIMEOUT) -> Cell:
+    def ok(self, code: str, timeout: float = CELL_TIMEOUT, subshell_id: str | None = None) -> Cell:
         """Like :meth:`run`, but fail the test unless the cell succeeded."""
-        cell = self.run(code, timeout)
+        cell = self.run(code, timeout, subshell_id)
         assert cell.status == "ok", cell.describe() + "\n" + cell.traceback
         return cell
+
+    def create_subshell(self, timeout: float = CELL_TIMEOUT) -> str:
+        """Ask the kernel for a new subshell (ipykernel 7, JEP 91); return its id."""
+        msg = self.client.session.msg("create_subshell_request", {})
+        self.client.control_channel.send(msg)
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("no create_subshell_reply from the kernel")
+            try:
+                reply = self.client.control_channel.get_msg(timeout=remaining)
+            except Empty:
+                continue
+            if reply["parent_header"].get("msg_id") == msg["header"]["msg_id"]:
+                content = reply["content"]
+                assert content.get("status") == "ok", content
+                return str(content["subshell_id"])
 
     def wait(self, cells: Sequence[Cell], timeout: float = CELL_TIMEOUT) -> None:
         """Pump messages until every cell replied and went idle, or fail after ``timeout``."""
@@ -173,7 +205,7 @@ class Kernel:
             raise RuntimeError("the kernel died; waiting for: " + "; ".join(waiting_for))
 
 
-def _write_kernelspec(directory: Path, ipython_dir: Path) -> None:
+def _write_kernelspec(directory: Path, ipython_dir: Path, interrupt_mode: str) -> None:
     spec_dir = directory / KERNEL_NAME
     spec_dir.mkdir(parents=True)
     spec = {
@@ -181,19 +213,23 @@ def _write_kernelspec(directory: Path, ipython_dir: Path) -> None:
         "display_name": "asyncbridge tests",
         "language": "python",
         "env": {"IPYTHONDIR": str(ipython_dir)},
-        "interrupt_mode": "signal",
+        "interrupt_mode": interrupt_mode,
     }
     (spec_dir / "kernel.json").write_text(json.dumps(spec))
 
 
 @contextmanager
 def start_kernel(
-    extra_arguments: Sequence[str] = (), kernel_config: str | None = None
+    extra_arguments: Sequence[str] = (),
+    kernel_config: str | None = None,
+    interrupt_mode: str = "signal",
 ) -> Iterator[Kernel]:
     """Start a kernel with ``sys.executable`` and a fresh IPYTHONDIR; shut it down after.
 
     ``extra_arguments`` go to the kernel's command line (e.g. ``["--ext", "asyncbridge_ext"]``);
-    ``kernel_config`` becomes the profile's ``ipython_kernel_config.py``.
+    ``kernel_config`` becomes the profile's ``ipython_kernel_config.py``; ``interrupt_mode``
+    is the kernelspec's: ``"signal"`` (the client sends SIGINT) or ``"message"`` (an
+    ``interrupt_request`` on the control channel, and the kernel signals itself).
     """
     with tempfile.TemporaryDirectory(prefix="asyncbridge-kernel-") as tmp:
         kernels_dir = Path(tmp) / "kernels"
@@ -202,7 +238,7 @@ def start_kernel(
         profile_dir.mkdir(parents=True)
         if kernel_config is not None:
             (profile_dir / "ipython_kernel_config.py").write_text(kernel_config)
-        _write_kernelspec(kernels_dir, ipython_dir)
+        _write_kernelspec(kernels_dir, ipython_dir, interrupt_mode)
         manager = KernelManager(
             kernel_name=KERNEL_NAME,
             kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernels_dir)]),

@@ -23,6 +23,7 @@ import threading
 from typing import Any
 
 from . import __version__, core
+from ._thread_pool import thread_pool
 from .activity import ACTIVITY
 from .environment import Finding, installed_version, nest_library_findings, python_version
 from .kernel_interrupts import SigintForwarding
@@ -125,7 +126,7 @@ class Diagnostics:
             "abandoned_running": ACTIVITY.abandoned_running(),
             "worker_threads": {"busy": workers - idle, "idle": idle},
             "loop_threads": _count_named(threads, "asyncbridge-loop-"),
-            "run_in_thread_threads": _count_named(threads, "asyncbridge-thread-"),
+            "run_in_thread_threads": thread_pool().status(),
         }
         findings = _findings(facts, loop)
         facts["warnings"] = [{"problem": f.problem, "fix": f.fix} for f in findings]

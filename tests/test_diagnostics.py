@@ -58,6 +58,7 @@ def test_thread_mode_after_two_nested_runs(thread_kernel: Kernel) -> None:
     thread_kernel.ok("import asyncio\nasyncio.run(asyncio.sleep(0))")
     thread_kernel.ok("asyncio.run(asyncio.sleep(0))")
     thread_kernel.ok("from asyncbridge_ext import LoopThread\nrunner = LoopThread()")
+    assert thread_kernel.ok("%in_thread 6 * 7").result == "42"
     try:
         facts = report(thread_kernel)
     finally:
@@ -72,6 +73,8 @@ def test_thread_mode_after_two_nested_runs(thread_kernel: Kernel) -> None:
     workers = facts["worker_threads"]
     assert workers["busy"] == 0 and workers["idle"] <= 1, workers
     assert facts["loop_threads"] == before["loop_threads"] + 1
+    # The first run_in_thread worker stays (idle) for the next %in_thread.
+    assert facts["run_in_thread_threads"] == {"busy": 0, "idle": 1, "abandoned": 0}
     assert facts["warnings"] == [], problems(facts)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
 import queue
 import threading
 from collections.abc import Awaitable, Coroutine
@@ -139,6 +140,7 @@ class _WorkerPool:
         self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._idle = 0  # idle workers not yet promised to a submitted job
         self._names = itertools.count(1)
+        self.pid = os.getpid()  # a forked child must not use its parent's pool
 
     def submit(
         self, loop: asyncio.AbstractEventLoop, task: asyncio.Task[None], call: Call[Any]
@@ -205,10 +207,17 @@ _pool_lock = threading.Lock()
 
 
 def _worker_pool() -> _WorkerPool:
-    """The process-wide worker pool, created on first use (nothing starts at import)."""
+    """The process-wide worker pool, created on first use (nothing starts at import).
+
+    A child made by ``os.fork`` inherits the pool but none of its threads (its idle count
+    would promise workers that do not exist there, and calls would hang): it gets a pool
+    of its own.
+    """
     global _pool
-    if _pool is None:
+    pool = _pool
+    if pool is None or pool.pid != os.getpid():
         with _pool_lock:
-            if _pool is None:
-                _pool = _WorkerPool()
-    return _pool
+            pool = _pool
+            if pool is None or pool.pid != os.getpid():
+                pool = _pool = _WorkerPool()
+    return pool

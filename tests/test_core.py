@@ -6,12 +6,14 @@ import asyncio
 import contextvars
 import gc
 import logging
+import os
 import threading
 import time
 import traceback
 import warnings
 
 import pytest
+from forked_child import exit_code_in_forked_child
 
 from asyncbridge_ext import run_coroutine_in_new_loop
 
@@ -35,6 +37,15 @@ def test_runs_on_another_thread_on_a_fresh_loop_that_is_closed_after() -> None:
 def test_sequential_calls_reuse_one_worker_thread() -> None:
     idents = {run_coroutine_in_new_loop(where())[0] for _ in range(20)}
     assert len(idents) == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_gets_workers_of_its_own() -> None:
+    assert run_coroutine_in_new_loop(asyncio.sleep(0, result=1)) == 1  # the parent's worker
+    code = exit_code_in_forked_child(
+        lambda: run_coroutine_in_new_loop(asyncio.sleep(0, result=3), timeout=10) == 3, 20
+    )
+    assert code == 0, "the forked child failed or hung (-9) in run_coroutine_in_new_loop"
 
 
 def test_works_inside_a_running_loop_and_leaves_it_alone() -> None:

@@ -6,9 +6,7 @@ import asyncio
 import contextvars
 import gc
 import os
-import signal
 import threading
-import time
 import traceback
 import warnings
 from collections.abc import Iterator
@@ -16,6 +14,7 @@ from collections.abc import Iterator
 import anyio
 import pytest
 from asgiref.sync import async_to_sync
+from forked_child import exit_code_in_forked_child
 from thread_pool_check import WAIT, assert_no_worker_left, retire_idle_workers
 
 from asyncbridge_ext import run_coroutine_in_new_loop, run_in_thread
@@ -243,26 +242,8 @@ def test_a_thousand_calls_leave_no_thread_or_file_descriptor_behind() -> None:
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_forked_child_gets_workers_of_its_own() -> None:
     run_in_thread(int)  # the parent has a worker, which the child will not have
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # fork of a threaded process
-        pid = os.fork()
-    if pid == 0:  # the child: never return into pytest
-        try:
-            code = 0 if run_in_thread(abs, -3, timeout=WAIT) == 3 else 1
-        except BaseException:
-            code = 2
-        os._exit(code)
-    deadline = time.monotonic() + WAIT * 2
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            pytest.fail("the forked child hung in run_in_thread")
-        threading.Event().wait(0.02)
-    assert os.waitstatus_to_exitcode(status) == 0
+    code = exit_code_in_forked_child(lambda: run_in_thread(abs, -3, timeout=WAIT) == 3, WAIT * 2)
+    assert code == 0, "the forked child failed or hung (-9) in run_in_thread"
 
 
 # --- errors -------------------------------------------------------------------------------

@@ -2,9 +2,12 @@
 
 ``%load_ext asyncbridge_ext`` (or ``c.InteractiveShellApp.extensions = ["asyncbridge_ext"]``
 in a config file) calls :func:`load`: it reads the ``AsyncBridge`` options, sets up nested
-runs as ``AsyncBridge.nested_run`` says, and registers ``%run_async`` and ``%%in_new_loop``.
-``%unload_ext`` calls :func:`unload`, which removes the magics and the configurable and
-uninstalls thread mode; the nest patch, once applied, stays until the kernel restarts.
+runs as ``AsyncBridge.nested_run`` says, registers ``%run_async`` and ``%%in_new_loop``, and
+a ``pre_run_cell`` guard (:class:`_NestedRunGuard`): before every cell, a patch of
+the archived nest_asyncio is replaced by nest-asyncio2, and the nested-run wrappers are
+put back if another library replaced them. ``%unload_ext`` calls :func:`unload`, which
+removes the magics, the guard and the configurable and uninstalls the wrappers; the nest
+patch, once applied, stays until the kernel restarts.
 ``%reload_ext`` is unload then load: options set by config files or ``%config`` live in
 the shell's config, so they are read again and survive a reload.
 """
@@ -36,6 +39,8 @@ def load(shell: Any) -> None:
         _tell_user(
             f"asyncbridge_ext: ignoring the AsyncBridge config and using the defaults: {problem}"
         )
+    guard = _NestedRunGuard(bridge)
+    guard.check()
     _apply_nested_run(bridge, old=None)
     bridge.observe(_nested_run_changed, names="nested_run")
     magics = AsyncBridgeMagics(shell, bridge)
@@ -45,6 +50,8 @@ def load(shell: Any) -> None:
             magics.displaced[kind, name] = manager.magics[kind].get(name)
     shell.register_magics(magics)
     shell.configurables.append(bridge)
+    magics.guard = guard
+    shell.events.register("pre_run_cell", guard)
 
 
 def unload(shell: Any) -> None:
@@ -56,7 +63,7 @@ def unload(shell: Any) -> None:
     magics = _loaded_magics(shell)
     if magics is None:
         return
-    bridge = magics.bridge
+    bridge, guard = magics.bridge, magics.guard
     manager = shell.magics_manager
     for (kind, name), previous in magics.displaced.items():
         current = manager.magics[kind].get(name)
@@ -67,6 +74,11 @@ def unload(shell: Any) -> None:
         else:
             manager.magics[kind][name] = previous
     manager.registry.pop(type(magics).__name__, None)
+    if guard is not None:
+        try:
+            shell.events.unregister("pre_run_cell", guard)
+        except ValueError:
+            pass  # someone removed it already
     bridge.unobserve(_nested_run_changed, names="nested_run")
     while bridge in shell.configurables:
         shell.configurables.remove(bridge)
@@ -94,19 +106,76 @@ def _nested_run_changed(change: Any) -> None:
 def _apply_nested_run(bridge: AsyncBridge, old: str | None) -> None:
     """Make the nested-run mode ``bridge.nested_run`` (was ``old``) the active one."""
     mode = bridge.nested_run
-    if mode == "thread":
-        NestedRunRedirect.install()
-    else:
-        NestedRunRedirect.uninstall()
+    backend = cast(NestBackend, bridge.nest_backend)
     if mode == "nest":
-        NestAsyncio.apply_once(backend=cast(NestBackend, bridge.nest_backend))
-    elif old == "nest" and NestAsyncio.backend is not None:
+        NestAsyncio.apply_once(backend=backend)
+    if mode == "off":
+        NestedRunRedirect.uninstall()
+    else:
+        NestedRunRedirect.install(mode, nest_backend=backend)
+    if mode == "nest" or NestAsyncio.backend is None:
+        return
+    if old in ("nest", "auto"):
         _tell_user(
             f"asyncbridge_ext: AsyncBridge.nested_run is now {mode!r}, but the "
             f"{NestAsyncio.backend} patch applied earlier cannot be undone: the loop stays "
             f"re-entrant until the kernel restarts. To start without it, set "
             f"c.AsyncBridge.nested_run = {mode!r} in a config file and restart the kernel."
         )
+
+
+class _NestedRunGuard:
+    """Keeps nested runs safe between cells; one per load, called as ``pre_run_cell`` hook.
+
+    Runs on the shell's thread (at load and before each cell), where the kernel's loop
+    runs. It replaces a patch of the archived nest_asyncio by nest-asyncio2 (unless the
+    user chose that library as ``nest_backend``) and puts our nested-run wrappers back if
+    another library replaced them, telling the user once about each.
+    """
+
+    def __init__(self, bridge: AsyncBridge) -> None:
+        self.bridge = bridge
+        self.told: set[str] = set()
+
+    def __call__(self, info: Any = None) -> None:
+        """The hook: two attribute reads and a few identity checks when all is well."""
+        if NestAsyncio.archived_in_force or (
+            self.bridge.nested_run != "off" and not NestedRunRedirect.installed
+        ):
+            self.check()
+
+    def check(self) -> None:
+        bridge = self.bridge
+        if bridge.nest_backend != "nest_asyncio":
+            found = NestAsyncio.replace_archived()
+            if found is not None:
+                self._tell_once(
+                    "archived",
+                    f"asyncbridge_ext: asyncio was patched by the archived {found} (a "
+                    "library you use may have called nest_asyncio.apply()); on ipykernel 7 "
+                    "it loses the cells queued behind a nested asyncio.run. Replaced it with "
+                    "nest-asyncio2, which keeps them; the loop stays re-entrant until the "
+                    "kernel restarts.",
+                )
+        if bridge.nested_run == "off" or NestedRunRedirect.mode != bridge.nested_run:
+            return
+        restored, failed = NestedRunRedirect.restore()
+        for name, what in restored.items():
+            self._tell_once(
+                name,
+                f"asyncbridge_ext: {name} had been replaced by {what}; put the "
+                f"nested_run = {bridge.nested_run!r} wrapper back.",
+            )
+        for name, what in failed.items():
+            _tell_user(
+                f"asyncbridge_ext: {name} was replaced by {what} and could not be put back: "
+                f"nested runs through it no longer follow nested_run = {bridge.nested_run!r}."
+            )
+
+    def _tell_once(self, key: str, message: str) -> None:
+        if key not in self.told:
+            self.told.add(key)
+            _tell_user(message)
 
 
 def _tell_user(message: str) -> None:

@@ -117,6 +117,53 @@ class _NestAsyncio:
             return chosen
 
 
+    @property
+    def archived_in_force(self) -> bool:
+        """True if the archived nest_asyncio 1.x patched asyncio (cheap: two attribute reads)."""
+        return getattr(asyncio, "_nest_patched", False) and not hasattr(asyncio, "_nest_asyncio2")
+
+    def replace_archived(self, loop: asyncio.AbstractEventLoop | None = None) -> str | None:
+        """Replace a patch of the archived nest_asyncio 1.x by nest-asyncio2; say what was found.
+
+        On ipykernel 7 the archived patch loses every cell queued behind the next nested
+        run; nest-asyncio2 (1.7.3+) does not. Runs on the calling thread: the markers of
+        the old patch are cleared (on asyncio and on the class of ``loop``, default: the
+        running loop of this thread) and nest-asyncio2 is applied to ``loop``, which
+        replaces ``asyncio.run``, the loop class's methods and the policy's
+        ``get_event_loop`` again. Returns None if the archived patch is not in force,
+        else a description such as ``"nest_asyncio 1.6.0"``.
+        """
+        if not self.archived_in_force:
+            return None
+        if loop is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = None
+        with self._lock:
+            if not self.archived_in_force:
+                return None
+            found = "nest_asyncio " + _installed_version("nest_asyncio")
+            module = _import_backend("nest_asyncio2")
+            del asyncio._nest_patched  # type: ignore[attr-defined]
+            if loop is not None:
+                for cls in type(loop).__mro__:
+                    if "_nest_patched" in vars(cls) and not hasattr(cls, "_nest_asyncio2"):
+                        delattr(cls, "_nest_patched")
+            module.apply(loop)
+            logger.debug("replaced %s by nest_asyncio2 on %r", found, loop)
+            return found
+
+
+def _installed_version(distribution: str) -> str:
+    from importlib import metadata  # costs ~20 ms: only on the rare paths that need it
+
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "0"
+
+
 def _import_backend(name: str) -> Any:
     """Import nest_asyncio2 or nest_asyncio, or raise ImportError with the pip command."""
     try:
@@ -127,12 +174,7 @@ def _import_backend(name: str) -> Any:
             f"installed. Install it with: {_PIP[name]}"
         ) from exc
     if name == "nest_asyncio2":
-        from importlib import metadata  # costs ~20 ms: only when a patch is applied
-
-        try:
-            version = metadata.version("nest-asyncio2")
-        except metadata.PackageNotFoundError:
-            version = "0"
+        version = _installed_version("nest-asyncio2")
         if _version_tuple(version) < _MIN_NEST_ASYNCIO2:
             raise ImportError(
                 f"nest-asyncio2 {version} is installed, but versions before 1.7.3 drop the "

@@ -1,0 +1,116 @@
+"""How a nested run is served: on the calling thread with the running loop paused, or refused.
+
+Plain asyncio, no IPython. :mod:`asyncbridge_ext.thread_mode` decides *which* route a call
+takes; this module holds the two things a route does:
+
+- :func:`run_with_loop_paused` runs a loop-driving call (``asyncio.run``, ``Runner.run``,
+  ``loop.run_until_complete`` on a loop that is not running) on the calling thread itself,
+  while the loop that runs there (the kernel's) is paused: asyncio's running-loop marker
+  is cleared for the duration of the call and put back afterwards, so asyncio sees the
+  thread as it would be in a plain script. This is what a plain script pays for the same
+  call, keeps objects bound to the thread (a sqlite3 connection) usable, and keeps
+  asyncio's own SIGINT handling (``asyncio.Runner`` cancels its main task on Ctrl-C in the
+  main thread, so ``finally`` blocks run).
+- :func:`refusal` builds the error for a call that only a re-entrant loop can serve.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from asyncio import events
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
+
+__all__ = ["as_coroutine_for_run", "bound_loop", "refusal", "run_with_loop_paused"]
+
+T = TypeVar("T")
+
+_get_running_loop = events._get_running_loop
+_set_running_loop = events._set_running_loop
+# Python 3.12+: the current task of a loop can be swapped out. From 3.14 the C
+# implementation keeps the running task per *thread* (not per loop), so a task of a second
+# loop run on this thread would fail with "Cannot enter into task ... while another task
+# ... is being executed" unless the kernel's current task is taken out first. On 3.12 and
+# 3.13 the swap is harmless (tasks are kept per loop there), and running it keeps the code
+# path tested on the versions the CI runs.
+_swap_current_task: Callable[[Any, Any], Any] | None = getattr(
+    asyncio.tasks, "_swap_current_task", None
+)
+
+if sys.version_info >= (3, 14):  # pragma: no cover - not installed here
+    _policy = events._get_event_loop_policy  # the public getter warns from 3.14
+else:
+    _policy = events.get_event_loop_policy
+
+
+def _thread_event_loop() -> Any:
+    """The loop set for this thread (``set_event_loop``), read without side effects."""
+    return getattr(getattr(_policy(), "_local", None), "_loop", None)
+
+
+def run_with_loop_paused(
+    running: asyncio.AbstractEventLoop, call: Callable[..., T], *args: Any, **kwargs: Any
+) -> T:
+    """Call ``call(*args, **kwargs)`` on this thread as if no loop were running here.
+
+    ``running`` is the loop running on this thread (the kernel's). It stays paused in the
+    middle of its current callback, exactly as during any blocking call, and nothing of
+    it is touched: its marker and current task are put aside, the call runs (starting
+    and closing its own loop, as it would in a script), then both are put back, and so is
+    the thread's event loop if the call cleared it (``asyncio.run`` sets it to None when
+    it ends). Ctrl-C and timeouts behave as the call itself makes them behave.
+    """
+    __tracebackhide__ = True
+    task = _swap_current_task(running, None) if _swap_current_task is not None else None
+    thread_loop = _thread_event_loop()
+    _set_running_loop(None)
+    try:
+        return call(*args, **kwargs)
+    finally:
+        _set_running_loop(running)
+        if _swap_current_task is not None:
+            _swap_current_task(running, task)
+        if _thread_event_loop() is not thread_loop:
+            events.set_event_loop(thread_loop)
+
+
+def bound_loop(awaitable: Any) -> asyncio.AbstractEventLoop | None:
+    """The loop a future or task belongs to; None for anything else (a coroutine)."""
+    if asyncio.isfuture(awaitable):
+        loop: asyncio.AbstractEventLoop = asyncio.futures._get_loop(awaitable)  # type: ignore[attr-defined]
+        return loop
+    return None
+
+
+async def _await(awaitable: Awaitable[T]) -> T:
+    __tracebackhide__ = True
+    return await awaitable
+
+
+def as_coroutine_for_run(awaitable: Any) -> Coroutine[Any, Any, Any]:
+    """A coroutine for ``asyncio.run`` out of what ``run_until_complete`` accepts."""
+    if asyncio.iscoroutine(awaitable):
+        return awaitable
+    return _await(awaitable)
+
+
+def refusal(what: str, awaitable: Any, mode: str, extra: str = "") -> RuntimeError:
+    """The error for a call that only a re-entrant kernel loop can serve (thread mode)."""
+    if awaitable is None:
+        did = f"{what} was called on the event loop that is already running in this thread"
+    else:
+        did = (
+            f"{what} was called with {awaitable!r}, which belongs to the event loop already "
+            "running in this thread (the kernel's). A library scheduled it there (with "
+            "asyncio.ensure_future, loop.create_task or asyncio.gather) and then waited for "
+            "it from sync code; it was cancelled"
+        )
+    return RuntimeError(
+        f"asyncbridge_ext (nested_run = {mode!r}): {did}. Only a re-entrant loop can finish "
+        "it, and this mode never patches the kernel's loop (it runs nested calls on a "
+        "fresh loop instead). "
+        + extra
+        + 'Set `%config AsyncBridge.nested_run = "auto"` (applies nest-asyncio2 at the first '
+        'such call) or "nest", or await the library\'s async API in the cell instead.'
+    )

@@ -34,8 +34,8 @@ class AsyncBridge(Configurable):
         (cannot be undone before a kernel restart; plain asyncio runs slower afterwards);
         asyncio.Runner, which no nest library serves, runs on a fresh loop.
         "thread": patch nothing of the nest kind; a nested call never runs on the kernel's
-        loop: it runs on a fresh loop, on the calling thread while the kernel's loop is
-        paused. Waiting for a task of the kernel's own loop is refused with an error.
+        loop: it runs on a fresh event loop, on the calling thread while the kernel's
+        loop is paused. Waiting for a task of the kernel's own loop is refused with an error.
         "auto": as "thread", until a call waits for a task of the kernel's own loop;
         then nest-asyncio2 is applied to that loop, once, with a notice, and the call
         goes on.

@@ -71,7 +71,10 @@ def _owner(name: str) -> tuple[Any, str] | None:
 
 def _describe(obj: Any) -> str:
     module = getattr(obj, "__module__", None) or "?"
-    return f"{module}.{getattr(obj, '__qualname__', repr(obj))}"
+    name = getattr(obj, "__qualname__", None) or repr(obj)
+    if "<locals>" in name:  # a function defined inside another (nest_asyncio's run)
+        name = getattr(obj, "__name__", name)
+    return f"{module}.{name}"
 
 
 class _NestedRunRedirect:

@@ -99,9 +99,15 @@ class Kernel:
         self.client = client
         self._cells: dict[str, Cell] = {}
 
-    def submit(self, code: str) -> Cell:
-        """Send ``code`` for execution without waiting for it."""
-        msg_id = self.client.execute(code, store_history=True, allow_stdin=False)
+    def submit(self, code: str, stop_on_error: bool = True) -> Cell:
+        """Send ``code`` for execution without waiting for it.
+
+        With ``stop_on_error=False`` an error in an earlier cell does not abort this one
+        (the kernel would otherwise answer it with status "aborted" without running it).
+        """
+        msg_id = self.client.execute(
+            code, store_history=True, allow_stdin=False, stop_on_error=stop_on_error
+        )
         cell = Cell(code, msg_id)
         self._cells[msg_id] = cell
         return cell

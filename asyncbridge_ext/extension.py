@@ -146,6 +146,8 @@ class _NestedRunGuard:
 
     def check(self) -> None:
         bridge = self.bridge
+        # What replaced our wrappers, read before nest-asyncio2 replaces it in turn.
+        replaced = NestedRunRedirect.replaced()
         if bridge.nest_backend != "nest_asyncio":
             found = NestAsyncio.replace_archived()
             if found is not None:
@@ -160,13 +162,15 @@ class _NestedRunGuard:
         if bridge.nested_run == "off" or NestedRunRedirect.mode != bridge.nested_run:
             return
         restored, failed = NestedRunRedirect.restore()
-        for name, what in restored.items():
+        for name in restored:
+            what = replaced.get(name, restored[name])
             self._tell_once(
                 name,
                 f"asyncbridge_ext: {name} had been replaced by {what}; put the "
                 f"nested_run = {bridge.nested_run!r} wrapper back.",
             )
-        for name, what in failed.items():
+        for name in failed:
+            what = replaced.get(name, failed[name])
             _tell_user(
                 f"asyncbridge_ext: {name} was replaced by {what} and could not be put back: "
                 f"nested runs through it no longer follow nested_run = {bridge.nested_run!r}."

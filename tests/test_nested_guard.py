@@ -39,7 +39,7 @@ def test_auto_falls_back_to_nest_once_and_keeps_routing_the_rest() -> None:
         kernel.ok(SETUP)
         assert kernel.ok("asyncio.run(work(1)), NestAsyncio.is_applied").result == "(2, False)"
 
-        notice = _queue_three_behind(kernel, "result = " + LIBRARY_RUN_SYNC.replace("\n", ";"))
+        notice = _queue_three_behind(kernel, LIBRARY_RUN_SYNC.replace("loop.run", "result = loop.run"))
         assert 'nested_run = "auto" made the running event loop re-entrant' in notice
         assert notice.count("asyncbridge_ext:") == 1
         assert kernel.ok("result, NestAsyncio.is_applied").result == "(8, True)"
@@ -70,8 +70,12 @@ def test_the_archived_nest_asyncio_loses_no_cell(mode: str, when: str) -> None:
             kernel.ok(load)
             kernel.ok(apply_archived)
             told = kernel.ok("pass").stderr  # the guard runs before this cell
-        assert "asyncio was patched by the archived nest_asyncio 1." in told
-        assert told.count("archived") == 1
+        if mode == "nest" and when == "after load":
+            # harmless: nest_asyncio sees nest-asyncio2's markers and patches nothing
+            assert told == ""
+        else:
+            assert "asyncio was patched by the archived nest_asyncio 1." in told
+            assert told.count("archived") == 1
         if mode != "nest" and when == "after load":
             assert "asyncio.run had been replaced by nest_asyncio.run" in told
         state = "NestAsyncio.backend, NestedRunRedirect.installed"

@@ -11,6 +11,10 @@ takes; this module holds the two things a route does:
   call, keeps objects bound to the thread (a sqlite3 connection) usable, and keeps
   asyncio's own SIGINT handling (``asyncio.Runner`` cancels its main task on Ctrl-C in the
   main thread, so ``finally`` blocks run).
+- :class:`OffMainInterrupts` does the same off the main thread (an ipykernel 7 subshell),
+  where no SIGINT arrives: while the call runs, a kernel interrupt (delivered through
+  :data:`~asyncbridge_ext._interrupts.INTERRUPTS`) cancels the tasks of the loops the call
+  started, so their ``finally`` blocks run, and the call raises ``KeyboardInterrupt``.
 - :func:`refusal` builds the error for a call that only a re-entrant loop can serve.
 """
 
@@ -18,11 +22,20 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import threading
 from asyncio import events
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
-__all__ = ["as_coroutine_for_run", "bound_loop", "refusal", "run_with_loop_paused"]
+from ._interrupts import INTERRUPTS
+
+__all__ = [
+    "OffMainInterrupts",
+    "as_coroutine_for_run",
+    "bound_loop",
+    "refusal",
+    "run_with_loop_paused",
+]
 
 T = TypeVar("T")
 
@@ -73,6 +86,71 @@ def run_with_loop_paused(
             _swap_current_task(running, task)
         if _thread_event_loop() is not thread_loop:
             events.set_event_loop(thread_loop)
+
+
+def _cancel_all_tasks(loop: asyncio.AbstractEventLoop) -> None:
+    for task in asyncio.all_tasks(loop):
+        task.cancel()
+
+
+class OffMainInterrupts:
+    """Make nested runs served off the main thread interruptible (use :data:`OFF_MAIN`).
+
+    ``loops`` maps a thread to the loops its nested run has started (innermost last);
+    the ``run_forever`` wrapper of :mod:`~asyncbridge_ext.thread_mode` adds and removes
+    them (every asyncio loop runs through ``run_forever``). Loops that are not asyncio's
+    (uvloop) are not seen, and are not interrupted.
+    """
+
+    def __init__(self) -> None:
+        self.loops: dict[int, list[asyncio.AbstractEventLoop]] = {}
+
+    def serve(
+        self, running: asyncio.AbstractEventLoop, call: Callable[..., T], *args: Any, **kwargs: Any
+    ) -> T:
+        """:func:`run_with_loop_paused`, plus: a kernel interrupt cancels the call's tasks.
+
+        Runs on a thread other than the main one. On interrupt (called on the main thread
+        by :meth:`~asyncbridge_ext._interrupts.Interrupts.interrupt_off_main`) every task
+        of the loops the call runs is cancelled from that loop's own thread
+        (``call_soon_threadsafe``); once the call has returned or raised, with those
+        ``finally`` blocks run, ``KeyboardInterrupt`` is raised here.
+        """
+        __tracebackhide__ = True
+        ident = threading.get_ident()
+        started: list[asyncio.AbstractEventLoop] = []
+        interrupted: list[bool] = []
+
+        def on_interrupt() -> None:
+            interrupted.append(True)
+            for loop in list(started):
+                try:
+                    loop.call_soon_threadsafe(_cancel_all_tasks, loop)
+                except RuntimeError:
+                    pass  # closed meanwhile: that run is over
+
+        outer = self.loops.get(ident)
+        self.loops[ident] = started
+        try:
+            with INTERRUPTS.target(on_interrupt):
+                try:
+                    result = run_with_loop_paused(running, call, *args, **kwargs)
+                except asyncio.CancelledError:
+                    if interrupted:
+                        raise KeyboardInterrupt from None
+                    raise
+                if interrupted:
+                    raise KeyboardInterrupt
+                return result
+        finally:
+            if outer is None:
+                self.loops.pop(ident, None)
+            else:
+                self.loops[ident] = outer
+
+
+#: The process-wide record of loops started by nested runs off the main thread.
+OFF_MAIN = OffMainInterrupts()
 
 
 def bound_loop(awaitable: Any) -> asyncio.AbstractEventLoop | None:

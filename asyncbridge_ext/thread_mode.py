@@ -38,13 +38,14 @@ from asyncio import events
 from collections.abc import Callable
 from typing import Any
 
-from ._routing import as_coroutine_for_run, bound_loop, refusal, run_with_loop_paused
+from ._routing import OFF_MAIN, as_coroutine_for_run, bound_loop, refusal, run_with_loop_paused
 from .activity import ACTIVITY
 from .nest import NestAsyncio, NestBackend
 
 __all__ = ["NestedRunRedirect"]
 
 _get_running_loop = events._get_running_loop
+_MAIN_THREAD_IDENT = threading.main_thread().ident
 
 RUN, RUNNER, UNTIL_COMPLETE, FOREVER = (
     "asyncio.run",
@@ -91,13 +92,14 @@ class _NestedRunRedirect:
         self.mode = "thread"
         self.nest_backend: NestBackend = "auto"
         self._fallback_told = False
+        self._active = False
 
     # -- state, for the extension's guard and the %asyncbridge report -----------------
 
     @property
     def installed(self) -> bool:
-        """True while our wrappers are installed and all still in place."""
-        return bool(self._wrappers) and not self.replaced()
+        """True while our wrappers are installed (by :meth:`install`) and all still in place."""
+        return self._active and not self.replaced()
 
     def replaced(self) -> dict[str, str]:
         """Our entry points that something else replaced since: name -> what is there now."""
@@ -117,7 +119,7 @@ class _NestedRunRedirect:
             raise ValueError(f"mode must be 'thread', 'auto' or 'nest', got {mode!r}")
         with self._lock:
             self.nest_backend = nest_backend
-            if self._wrappers and self.mode == mode:
+            if self._active and self.mode == mode:
                 return
             self._uninstall_locked()
             self.mode = mode
@@ -131,6 +133,7 @@ class _NestedRunRedirect:
                 self._originals[name] = original
                 self._wrappers[name] = wrapper
                 setattr(owner[0], owner[1], wrapper)
+            self._active = True
 
     def uninstall(self) -> None:
         """Put the originals back where ours are still in place. Idempotent."""
@@ -144,6 +147,7 @@ class _NestedRunRedirect:
                 setattr(owner[0], owner[1], self._originals[name])
         self._wrappers.clear()
         self._originals.clear()
+        self._active = False
 
     def restore(self) -> tuple[dict[str, str], dict[str, str]]:
         """Put our wrappers back where another library replaced them.
@@ -195,11 +199,22 @@ class _NestedRunRedirect:
 
             return functools.wraps(original)(run_until_complete)
 
+        started_off_main = OFF_MAIN.loops
+
         def run_forever(loop: Any) -> Any:
             __tracebackhide__ = True
             running = _get_running_loop()
             if running is None:
-                return original(loop)
+                if not started_off_main:  # the common case: one dict truth test
+                    return original(loop)
+                started = started_off_main.get(threading.get_ident())
+                if started is None:
+                    return original(loop)
+                started.append(loop)  # a nested run off the main thread: interruptible
+                try:
+                    return original(loop)
+                finally:
+                    started.remove(loop)
             return route(running, loop, None, "loop.run_forever()", original, (loop,))
 
         return functools.wraps(original)(run_forever)
@@ -224,13 +239,14 @@ class _NestedRunRedirect:
         if target is running and awaitable is not None and owner is None:
             # A coroutine handed to the running loop: it needs no particular loop, so
             # it runs as asyncio.run would run it, on a fresh loop of its own.
-            ACTIVITY.count("nested_run.same_thread")
-            run = self._originals.get(RUN, asyncio.run)
-            return run_with_loop_paused(running, run, as_coroutine_for_run(awaitable))
-        if target is running or owner is running:
+            call, kwargs = self._originals.get(RUN, asyncio.run), None
+            args = (as_coroutine_for_run(awaitable),)
+        elif target is running or owner is running:
             return self._run_reentrant(running, awaitable, what)
         ACTIVITY.count("nested_run.same_thread")
-        return run_with_loop_paused(running, call, *args, **(kwargs or {}))
+        if threading.get_ident() == _MAIN_THREAD_IDENT:
+            return run_with_loop_paused(running, call, *args, **(kwargs or {}))
+        return OFF_MAIN.serve(running, call, *args, **(kwargs or {}))
 
     def _run_reentrant(self, running: asyncio.AbstractEventLoop, awaitable: Any, what: str) -> Any:
         """Wait for ``awaitable`` (or run ``running`` on) re-entrantly, or refuse."""

@@ -175,7 +175,8 @@ def test_thread_mode_serves_nested_runs_on_this_thread_and_uninstalls_cleanly() 
                 loop.close()
             running = kernel_loop.run_until_complete(where())
             still = asyncio.get_running_loop() is kernel_loop
-            return [r[0] for r in (nested, own, running)], [r[1] for r in (nested, own, running)], still, kernel_loop
+            results = (nested, own, running)
+            return [r[0] for r in results], [r[1] for r in results], still, kernel_loop
 
         idents, loops, still, kernel_loop = asyncio.run(cell())
         print("on the calling thread:", set(idents) == {threading.get_ident()})
@@ -285,3 +286,41 @@ def test_replace_archived_puts_nest_asyncio2_in_charge() -> None:
     assert "found: nest_asyncio nest_asyncio2 True" in out
     assert "again: None" in out
     assert out.rstrip().endswith("nested")
+
+
+def test_a_nested_run_off_the_main_thread_is_interrupted_through_the_registry() -> None:
+    """A subshell's cell (a thread with a running loop) gets no SIGINT: the registry stands in."""
+    out = run_python(
+        """
+        import asyncio, threading
+        from asyncbridge_ext._interrupts import INTERRUPTS
+        from asyncbridge_ext.thread_mode import NestedRunRedirect
+
+        NestedRunRedirect.install("thread")
+        started, state = threading.Event(), {}
+
+        async def slow():
+            try:
+                started.set()
+                await asyncio.sleep(60)
+            finally:
+                state["finally ran"] = True
+
+        async def subshell_cell():
+            try:
+                asyncio.run(slow())
+            except KeyboardInterrupt:
+                state["raised"] = "KeyboardInterrupt"
+            state["loop back"] = asyncio.get_running_loop() is not None
+
+        thread = threading.Thread(target=asyncio.run, args=(subshell_cell(),))
+        thread.start()
+        assert started.wait(30)
+        print("targets:", INTERRUPTS.interrupt_off_main())
+        thread.join(30)
+        print(sorted(state.items()), thread.is_alive(), INTERRUPTS.waiting_threads())
+        """
+    )
+    assert "targets: 1" in out
+    expected = "[('finally ran', True), ('loop back', True), ('raised', 'KeyboardInterrupt')]"
+    assert f"{expected} False 0" in out

@@ -39,7 +39,8 @@ def test_auto_falls_back_to_nest_once_and_keeps_routing_the_rest() -> None:
         kernel.ok(SETUP)
         assert kernel.ok("asyncio.run(work(1)), NestAsyncio.is_applied").result == "(2, False)"
 
-        notice = _queue_three_behind(kernel, LIBRARY_RUN_SYNC.replace("loop.run", "result = loop.run"))
+        assign = LIBRARY_RUN_SYNC.replace("loop.run", "result = loop.run")
+        notice = _queue_three_behind(kernel, assign)
         assert 'nested_run = "auto" made the running event loop re-entrant' in notice
         assert notice.count("asyncbridge_ext:") == 1
         assert kernel.ok("result, NestAsyncio.is_applied").result == "(8, True)"

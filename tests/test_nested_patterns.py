@@ -164,3 +164,28 @@ def test_thread_mode_never_patches_and_serves_on_the_calling_thread(
         " ACTIVITY.counts['nested_run.same_thread'] - before)"
     )
     assert here.result == "(True, False, 1)"
+
+
+@pytest.mark.parametrize("mode", ["thread", "auto"])
+def test_interrupting_a_nested_run_runs_its_finally(mode: str) -> None:
+    """Served on the kernel's main thread, the nested asyncio.run gets SIGINT as in a script."""
+    with start_kernel() as kernel:
+        kernel.ok(f"%config AsyncBridge.nested_run = {mode!r}\n%load_ext asyncbridge_ext")
+        cell = kernel.submit(
+            "import asyncio\nstate = {}\n"
+            "async def slow():\n"
+            "    try:\n"
+            "        print('coroutine started', flush=True)\n"
+            "        await asyncio.sleep(60)\n"
+            "    finally:\n"
+            "        state['finally ran'] = True\n"
+            "asyncio.run(slow())"
+        )
+        kernel.wait_for_stdout(cell, "coroutine started")
+        kernel.interrupt()
+        kernel.wait([cell], timeout=30)
+        assert cell.error is not None and cell.error["ename"] == "KeyboardInterrupt", (
+            cell.describe()
+        )
+        assert kernel.ok("state").result == "{'finally ran': True}"
+        assert kernel.ok("asyncio.run(asyncio.sleep(0, result='next'))").result == "'next'"

@@ -128,7 +128,9 @@ class _NestedRunRedirect:
                 if owner is None:
                     continue
                 original = getattr(*owner)
-                wrapper = self._make_wrapper(name, original)
+                # asyncio.run may be a nest library's by now (it replaces only that
+                # name): our wrapper always calls asyncio's own, asyncio.runners.run.
+                wrapper = self._make_wrapper(name, asyncio.runners.run if name == RUN else original)
                 wrapper.__asyncbridge_redirect__ = True  # type: ignore[attr-defined]
                 self._originals[name] = original
                 self._wrappers[name] = wrapper
@@ -144,10 +146,20 @@ class _NestedRunRedirect:
         for name, wrapper in self._wrappers.items():
             owner = _owner(name)
             if owner is not None and getattr(*owner) is wrapper:
-                setattr(owner[0], owner[1], self._originals[name])
+                setattr(owner[0], owner[1], self._previous(name))
         self._wrappers.clear()
         self._originals.clear()
         self._active = False
+
+    def _previous(self, name: str) -> Callable[..., Any]:
+        """What uninstalling puts back: what we replaced, or the nest library's asyncio.run
+        if the loop was made re-entrant since (auto's fallback), so nested runs keep working.
+        """
+        if name == RUN and NestAsyncio.backend is not None:
+            nest_run = getattr(sys.modules.get(NestAsyncio.backend), "run", None)
+            if callable(nest_run):
+                return nest_run  # type: ignore[no-any-return]
+        return self._originals[name]
 
     def restore(self) -> tuple[dict[str, str], dict[str, str]]:
         """Put our wrappers back where another library replaced them.
@@ -239,7 +251,7 @@ class _NestedRunRedirect:
         if target is running and awaitable is not None and owner is None:
             # A coroutine handed to the running loop: it needs no particular loop, so
             # it runs as asyncio.run would run it, on a fresh loop of its own.
-            call, kwargs = self._originals.get(RUN, asyncio.run), None
+            call, kwargs = asyncio.runners.run, None
             args = (as_coroutine_for_run(awaitable),)
         elif target is running or owner is running:
             return self._run_reentrant(running, awaitable, what)

@@ -324,3 +324,66 @@ def test_a_nested_run_off_the_main_thread_is_interrupted_through_the_registry() 
     assert "targets: 1" in out
     expected = "[('finally ran', True), ('loop back', True), ('raised', 'KeyboardInterrupt')]"
     assert f"{expected} False 0" in out
+
+
+def test_wrappers_keep_asyncios_signatures_and_arguments_per_python_version() -> None:
+    out = run_python(
+        """
+        import asyncio, inspect, sys
+        from asyncbridge_ext.thread_mode import NestedRunRedirect
+
+        before = inspect.signature(asyncio.run)
+        NestedRunRedirect.install("thread")
+        print("same signature:", inspect.signature(asyncio.run) == before)
+
+        class MyLoop(asyncio.SelectorEventLoop):
+            pass
+
+        async def kind():
+            return type(asyncio.get_running_loop()).__name__
+
+        async def cell():
+            try:
+                return asyncio.run(kind(), loop_factory=MyLoop)
+            except TypeError as exc:
+                return f"TypeError: {exc}"
+
+        print("loop_factory:", asyncio.run(cell()), sys.version_info >= (3, 12))
+        """
+    )
+    assert "same signature: True" in out
+    if sys.version_info >= (3, 12):
+        assert "loop_factory: MyLoop True" in out
+    else:
+        refused = "TypeError: run() got an unexpected keyword argument 'loop_factory'"
+        assert f"loop_factory: {refused}" in out
+
+
+def test_after_autos_fallback_uninstall_leaves_the_nest_librarys_asyncio_run() -> None:
+    out = run_python(
+        """
+        import asyncio, io, contextlib
+        import nest_asyncio2
+        from asyncbridge_ext.thread_mode import NestedRunRedirect
+
+        async def work():
+            return 7
+
+        async def cell():
+            loop = asyncio.get_running_loop()
+            with contextlib.redirect_stderr(io.StringIO()) as told:
+                result = loop.run_until_complete(loop.create_task(work()))
+            print("fallback:", result, "re-entrant" in told.getvalue())
+            print("ours again:", NestedRunRedirect.installed)
+            NestedRunRedirect.uninstall()
+            print("nest's run:", asyncio.run is nest_asyncio2.run)
+            return asyncio.run(work())
+
+        NestedRunRedirect.install("auto")
+        print("nested after uninstall:", asyncio.run(cell()))
+        """
+    )
+    assert "fallback: 7 True" in out
+    assert "ours again: True" in out
+    assert "nest's run: True" in out
+    assert "nested after uninstall: 7" in out

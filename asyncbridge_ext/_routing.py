@@ -41,14 +41,13 @@ T = TypeVar("T")
 
 _get_running_loop = events._get_running_loop
 _set_running_loop = events._set_running_loop
-# Python 3.12+: the current task of a loop can be swapped out. From 3.14 the C
-# implementation keeps the running task per *thread* (not per loop), so a task of a second
-# loop run on this thread would fail with "Cannot enter into task ... while another task
-# ... is being executed" unless the kernel's current task is taken out first. On 3.12 and
-# 3.13 the swap is harmless (tasks are kept per loop there), and running it keeps the code
-# path tested on the versions the CI runs.
-_swap_current_task: Callable[[Any, Any], Any] | None = getattr(
-    asyncio.tasks, "_swap_current_task", None
+# From Python 3.14 the C implementation keeps the running task per *thread* (before, per
+# loop), so a task of a second loop run on this thread would fail with "Cannot enter into
+# task ... while another task ... is being executed" unless the kernel's current task is
+# put aside first (as nest-asyncio2 does on 3.14). Before 3.14 there is nothing to do, and
+# the 3.12/3.13 swap raises KeyError for a loop without a current task.
+_swap_current_task: Callable[[Any, Any], Any] | None = (
+    getattr(asyncio.tasks, "_swap_current_task", None) if sys.version_info >= (3, 14) else None
 )
 
 if sys.version_info >= (3, 14):  # pragma: no cover - not installed here
@@ -75,14 +74,19 @@ def run_with_loop_paused(
     it ends). Ctrl-C and timeouts behave as the call itself makes them behave.
     """
     __tracebackhide__ = True
-    task = _swap_current_task(running, None) if _swap_current_task is not None else None
+    task = None
+    if _swap_current_task is not None:  # pragma: no cover - Python 3.14+
+        try:
+            task = _swap_current_task(running, None)
+        except KeyError:  # the pure-Python variant, for a loop without a current task
+            task = None
     thread_loop = _thread_event_loop()
     _set_running_loop(None)
     try:
         return call(*args, **kwargs)
     finally:
         _set_running_loop(running)
-        if _swap_current_task is not None:
+        if task is not None and _swap_current_task is not None:  # pragma: no cover - 3.14+
             _swap_current_task(running, task)
         if _thread_event_loop() is not thread_loop:
             events.set_event_loop(thread_loop)

@@ -111,6 +111,15 @@ class _NestedRunRedirect:
                 found[name] = _describe(current)
         return found
 
+    def status(self) -> dict[str, Any]:
+        """For reports: the mode installed (None if none), whether all our wrappers are in
+        place, and, for each one replaced since, what replaced it."""
+        return {
+            "mode": self.mode if self._active else None,
+            "installed": self.installed,
+            "replaced": self.replaced(),
+        }
+
     # -- install / uninstall / restore ------------------------------------------------
 
     def install(self, mode: str = "thread", nest_backend: NestBackend = "auto") -> None:

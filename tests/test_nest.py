@@ -219,11 +219,16 @@ def test_replaced_wrappers_are_reported_and_restored() -> None:
         print("replaced:", NestedRunRedirect.replaced())
         restored, failed = NestedRunRedirect.restore()
         print("restored:", restored, failed, NestedRunRedirect.installed)
+        print("status:", NestedRunRedirect.status())
+        NestedRunRedirect.uninstall()
+        print("status:", NestedRunRedirect.status())
         """
     )
     assert "installed: False" in out
     assert "replaced: {'asyncio.run': 'nest_asyncio.run'}" in out
     assert "restored: {'asyncio.run': 'nest_asyncio.run'} {} True" in out
+    assert "status: {'mode': 'auto', 'installed': True, 'replaced': {}}" in out
+    assert "status: {'mode': None, 'installed': False, 'replaced': {}}" in out
 
 
 def test_auto_cannot_patch_uvloop_and_refuses_with_the_thread_mode_error() -> None:

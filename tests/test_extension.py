@@ -61,9 +61,13 @@ def test_load_load_reload_unload_unload(kernel: Kernel) -> None:
     assert kernel.ok(FOOTPRINT).result == LOADED_NEST
 
     kernel.ok("%config AsyncBridge.timeout = 7")
+    guards = (
+        "sum(type(c).__name__ == '_NestedRunGuard' for c in _ip.events.callbacks['pre_run_cell'])"
+    )
     for _ in range(3):
         kernel.ok("%reload_ext asyncbridge_ext")
         assert kernel.ok(FOOTPRINT).result == LOADED_NEST
+        assert kernel.ok(guards).result == "1"  # one pre_run_cell guard, not stacked
     assert kernel.ok("%config AsyncBridge.timeout").result == "7.0"
     assert kernel.ok("%run_async asyncio.sleep(0, result='after reloads')").result == (
         "'after reloads'"
@@ -75,6 +79,7 @@ def test_load_load_reload_unload_unload(kernel: Kernel) -> None:
 
     kernel.ok("%unload_ext asyncbridge_ext")
     assert kernel.ok(FOOTPRINT).result == "(0, False, True, False, False)"
+    assert kernel.ok(guards).result == "0"
     assert kernel.ok("%run_async x").result == "'the user magic'"  # put back
     config = kernel.run("%config AsyncBridge")
     assert config.reply is not None and config.reply["ename"] == "UsageError"

@@ -20,8 +20,11 @@ the one place that decides:
   goes on; later such calls are served by the patched loop directly, everything else keeps
   the routing above. Mode ``"thread"`` refuses with an error naming the setting that
   serves it. A loop the nest libraries cannot patch (uvloop) gets that error in both.
-- In mode ``"nest"`` only ``Runner.run`` is wrapped (nest-asyncio2 serves the others on the
-  kernel's loop, and cannot serve a Runner): it is served here, as above.
+- In mode ``"nest"`` only ``Runner.run`` and ``asyncio.run`` are wrapped: nest-asyncio2
+  serves the rest on the kernel's loop, but cannot serve a Runner, and its ``asyncio.run``
+  ignores ``loop_factory=`` and applies ``debug=`` to the kernel's loop. A Runner, and an
+  ``asyncio.run`` with either argument, are served here, as above; a plain
+  ``asyncio.run(coro)`` goes to the nest library.
 
 Modes "thread" and "auto" patch nothing of the nest kind until a call needs it (auto) or
 ever (thread): asyncio keeps its C tasks and the kernel's throughput is unchanged.
@@ -56,7 +59,7 @@ RUN, RUNNER, UNTIL_COMPLETE, FOREVER = (
 _WRAPPED_IN = {
     "thread": (RUN, RUNNER, UNTIL_COMPLETE, FOREVER),
     "auto": (RUN, RUNNER, UNTIL_COMPLETE, FOREVER),
-    "nest": (RUNNER,),
+    "nest": (RUN, RUNNER),
 }
 
 
@@ -139,7 +142,16 @@ class _NestedRunRedirect:
                 original = getattr(*owner)
                 # asyncio.run may be a nest library's by now (it replaces only that
                 # name): our wrapper always calls asyncio's own, asyncio.runners.run.
-                wrapper = self._make_wrapper(name, asyncio.runners.run if name == RUN else original)
+                if name == RUN:
+                    # In nest mode a plain asyncio.run(coro) stays the nest library's
+                    # (nested runs happen on the kernel's loop); one with debug= or
+                    # loop_factory= gets the loop it asks for, and the kernel's loop
+                    # keeps its own debug setting.
+                    wrapper = self._make_wrapper(
+                        RUN, asyncio.runners.run, original if mode == "nest" else None
+                    )
+                else:
+                    wrapper = self._make_wrapper(name, original)
                 wrapper.__asyncbridge_redirect__ = True  # type: ignore[attr-defined]
                 self._originals[name] = original
                 self._wrappers[name] = wrapper
@@ -191,7 +203,12 @@ class _NestedRunRedirect:
 
     # -- the one routing decision -----------------------------------------------------
 
-    def _make_wrapper(self, name: str, original: Callable[..., Any]) -> Callable[..., Any]:
+    def _make_wrapper(
+        self,
+        name: str,
+        original: Callable[..., Any],
+        reentrant_run: Callable[..., Any] | None = None,
+    ) -> Callable[..., Any]:
         route = self._route
         if name in (RUN, RUNNER):
             what = "asyncio.run()" if name == RUN else "asyncio.Runner.run()"
@@ -204,6 +221,11 @@ class _NestedRunRedirect:
                 if running is None:
                     return original(*args, **kwargs)
                 main = args[first] if len(args) > first else kwargs.get(key)
+                if reentrant_run is not None and len(args) <= 1 and not any(
+                    value is not None for arg, value in kwargs.items() if arg != "main"
+                ):
+                    ACTIVITY.count("nested_run.reentrant")
+                    return reentrant_run(main)
                 return route(running, None, main, what, original, args, kwargs)
 
             return functools.wraps(original)(run)

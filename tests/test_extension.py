@@ -31,7 +31,7 @@ _wrapped = getattr(asyncio.run, "__wrapped__", None)
 )
 """.strip()
 
-LOADED_NEST = "(1, True, True, True, False)"
+LOADED_NEST = "(1, True, True, True, True)"
 UNLOADED = "(0, False, False, False, False)"
 
 

@@ -46,6 +46,10 @@ def until_stopped(loop):
 PATTERNS: dict[str, tuple[str, str]] = {
     "asyncio.run": ("asyncio.run(work(1))", "2"),
     "asyncio.run debug=True": ("asyncio.run(debug_on(), debug=True)", "True"),
+    "asyncio.run debug=True leaves the kernel's loop alone": (
+        "asyncio.run(debug_on(), debug=True)\nasyncio.get_running_loop().get_debug()",
+        "False",
+    ),
     "get_event_loop().run_until_complete(coro)": (
         "asyncio.get_event_loop().run_until_complete(work(3))",
         "6",

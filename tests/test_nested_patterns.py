@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterator
 
 import pytest
-from kernel_harness import Kernel, start_kernel
+from kernel_harness import Cell, Kernel, start_kernel
 
 pytestmark = pytest.mark.kernel
 
@@ -193,3 +193,47 @@ def test_interrupting_a_nested_run_runs_its_finally(mode: str) -> None:
         )
         assert kernel.ok("state").result == "{'finally ran': True}"
         assert kernel.ok("asyncio.run(asyncio.sleep(0, result='next'))").result == "'next'"
+
+
+def _run_in_subshell(kernel: Kernel, subshell_id: str, code: str) -> Cell:
+    message = kernel.client.session.msg(
+        "execute_request",
+        {
+            "code": code,
+            "silent": False,
+            "store_history": False,
+            "user_expressions": {},
+            "allow_stdin": False,
+            "stop_on_error": False,
+        },
+    )
+    message["header"]["subshell_id"] = subshell_id
+    kernel.client.shell_channel.send(message)
+    cell = Cell(code, message["header"]["msg_id"])
+    kernel._cells[cell.msg_id] = cell
+    kernel.wait([cell])
+    return cell
+
+
+def test_nested_runs_in_an_ipykernel_7_subshell() -> None:
+    """A subshell's cells run on their own thread, with their own loop running there."""
+    ipykernel = pytest.importorskip("ipykernel")
+    if int(ipykernel.__version__.split(".")[0]) < 7:
+        pytest.skip("subshells need ipykernel 7")
+    with start_kernel() as kernel:
+        kernel.ok("%config AsyncBridge.nested_run = 'thread'\n%load_ext asyncbridge_ext")
+        kernel.ok(SETUP)
+        kernel.client.control_channel.send(
+            kernel.client.session.msg("create_subshell_request", {})
+        )
+        subshell_id = kernel.client.control_channel.get_msg(timeout=30)["content"]["subshell_id"]
+        where = _run_in_subshell(kernel, subshell_id, "threading.current_thread().name")
+        assert where.result is not None and "subshell" in where.result, where.describe()
+        served = ("asyncio.run", "own loop: run_forever + stop", "sqlite3 connection of the cell")
+        for pattern in served:
+            code, expected = PATTERNS[pattern]
+            cell = _run_in_subshell(kernel, subshell_id, code)
+            assert (cell.status, cell.result) == ("ok", expected), cell.describe()
+        refused = _run_in_subshell(kernel, subshell_id, PATTERNS[sorted(REFUSED_IN_THREAD)[0]][0])
+        assert refused.error is not None and "nested_run = 'thread'" in refused.error["evalue"]
+        assert kernel.ok("asyncio.run(work(21))").result == "42"

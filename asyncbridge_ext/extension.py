@@ -41,6 +41,7 @@ def load(shell: Any) -> None:
         )
     guard = _NestedRunGuard(bridge)
     guard.check()
+    guard.intercept()
     _apply_nested_run(bridge, old=None)
     bridge.observe(_nested_run_changed, names="nested_run")
     magics = AsyncBridgeMagics(shell, bridge)
@@ -75,6 +76,7 @@ def unload(shell: Any) -> None:
             manager.magics[kind][name] = previous
     manager.registry.pop(type(magics).__name__, None)
     if guard is not None:
+        guard.release()
         try:
             shell.events.unregister("pre_run_cell", guard)
         except ValueError:
@@ -143,6 +145,26 @@ class _NestedRunGuard:
             self.bridge.nested_run != "off" and not NestedRunRedirect.installed
         ):
             self.check()
+
+    def intercept(self) -> None:
+        """At load: a later ``nest_asyncio.apply()`` applies nest-asyncio2 instead."""
+        if self.bridge.nest_backend != "nest_asyncio":
+            NestAsyncio.intercept_archived_apply(on_call=self._tell_intercepted)
+
+    def release(self) -> None:
+        """At unload: undo :meth:`intercept`."""
+        NestAsyncio.release_archived_apply()
+
+    def _tell_intercepted(self) -> None:
+        self._tell_once(
+            "intercepted",
+            "asyncbridge_ext: a library called nest_asyncio.apply() (the archived "
+            "nest_asyncio, which loses the cells queued behind a nested run on ipykernel 7); "
+            "applied nest-asyncio2 instead. The loop stays re-entrant until the kernel "
+            "restarts.",
+        )
+        if self.bridge.nested_run in ("thread", "auto"):
+            NestedRunRedirect.restore()  # nest-asyncio2 replaced asyncio.run
 
     def check(self) -> None:
         bridge = self.bridge

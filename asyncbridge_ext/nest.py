@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import sys
 import threading
 from typing import Any, Literal
 
@@ -153,6 +154,45 @@ class _NestAsyncio:
             module.apply(loop)
             logger.debug("replaced %s by nest_asyncio2 on %r", found, loop)
             return found
+
+
+    def intercept_archived_apply(self, on_call: Any = None) -> bool:
+        """Make ``nest_asyncio.apply`` (the archived library) apply nest-asyncio2 instead.
+
+        For libraries that import and call ``nest_asyncio.apply()`` and then run a nested
+        loop within the same call (llama-index's progress bars): no check between cells
+        can come in between. The module is imported here, if it is installed, so that a
+        later ``import nest_asyncio`` gets it with ``apply`` replaced. Same signature; the
+        replacement runs :meth:`apply_once` with nest-asyncio2 on the caller's thread,
+        then calls ``on_call()`` (if given). Returns False if nest_asyncio is not
+        installed. :meth:`release_archived_apply` undoes it.
+        """
+        import importlib.util
+
+        if "nest_asyncio" not in sys.modules and importlib.util.find_spec("nest_asyncio") is None:
+            return False
+        module = importlib.import_module("nest_asyncio")
+        if getattr(module.apply, "__asyncbridge_redirect__", False):
+            return True
+        original = module.apply
+
+        def apply(loop: asyncio.AbstractEventLoop | None = None) -> None:
+            already = loop is None and self.is_applied
+            self.apply_once(loop, backend="nest_asyncio2")
+            if on_call is not None and not already:
+                on_call()
+
+        apply.__asyncbridge_redirect__ = True  # type: ignore[attr-defined]
+        apply.__wrapped__ = original  # type: ignore[attr-defined]
+        setattr(module, "apply", apply)  # noqa: B010 - a module attribute, typed as such
+        return True
+
+    def release_archived_apply(self) -> None:
+        """Put the archived library's own ``nest_asyncio.apply`` back (if we replaced it)."""
+        module = sys.modules.get("nest_asyncio")
+        apply = getattr(module, "apply", None)
+        if getattr(apply, "__asyncbridge_redirect__", False):
+            module.apply = apply.__wrapped__  # type: ignore[union-attr]
 
 
 def _installed_version(distribution: str) -> str:

@@ -68,6 +68,8 @@ def test_load_load_reload_unload_unload(kernel: Kernel) -> None:
         kernel.ok("%reload_ext asyncbridge_ext")
         assert kernel.ok(FOOTPRINT).result == LOADED_NEST
         assert kernel.ok(guards).result == "1"  # one pre_run_cell guard, not stacked
+    intercepted = "import nest_asyncio\ngetattr(nest_asyncio.apply, '__asyncbridge_redirect__', 0)"
+    assert kernel.ok(intercepted).result == "True"
     assert kernel.ok("%config AsyncBridge.timeout").result == "7.0"
     assert kernel.ok("%run_async asyncio.sleep(0, result='after reloads')").result == (
         "'after reloads'"
@@ -80,6 +82,7 @@ def test_load_load_reload_unload_unload(kernel: Kernel) -> None:
     kernel.ok("%unload_ext asyncbridge_ext")
     assert kernel.ok(FOOTPRINT).result == "(0, False, True, False, False)"
     assert kernel.ok(guards).result == "0"
+    assert kernel.ok(intercepted).result == "0"  # the archived library's own apply is back
     assert kernel.ok("%run_async x").result == "'the user magic'"  # put back
     config = kernel.run("%config AsyncBridge")
     assert config.reply is not None and config.reply["ename"] == "UsageError"

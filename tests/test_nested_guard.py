@@ -57,9 +57,14 @@ def test_auto_falls_back_to_nest_once_and_keeps_routing_the_rest() -> None:
         assert kernel.ok(check).result == "(True, True)"
 
 
-@pytest.mark.parametrize("when", ["before load", "after load"])
+@pytest.mark.parametrize("when", ["before load", "after load", "same cell"])
 @pytest.mark.parametrize("mode", ["nest", "thread", "auto"])
 def test_the_archived_nest_asyncio_loses_no_cell(mode: str, when: str) -> None:
+    """A library calls the archived nest_asyncio.apply(); queued cells must all reply.
+
+    "same cell": it imports and applies it, then runs a nested loop, within one call (as
+    llama-index's progress bars do), so no check between cells can come in between.
+    """
     apply_archived = "import nest_asyncio\nnest_asyncio.apply()"
     load = f"%config AsyncBridge.nested_run = {mode!r}\n%load_ext asyncbridge_ext"
     with start_kernel() as kernel:
@@ -67,18 +72,24 @@ def test_the_archived_nest_asyncio_loses_no_cell(mode: str, when: str) -> None:
         if when == "before load":
             kernel.ok(apply_archived)
             told = kernel.ok(load).stderr
+        elif when == "after load":
+            kernel.ok(load)
+            told = kernel.ok(apply_archived).stderr + kernel.ok("pass").stderr
         else:
             kernel.ok(load)
-            kernel.ok(apply_archived)
-            told = kernel.ok("pass").stderr  # the guard runs before this cell
-        if mode == "nest" and when == "after load":
-            # harmless: nest_asyncio sees nest-asyncio2's markers and patches nothing
-            assert told == ""
-        else:
+            told = _queue_three_behind(
+                kernel, apply_archived + "\nloop = asyncio.get_event_loop()\n"
+                "loop.run_until_complete(work(6))"
+            )
+        if when == "before load":
             assert "asyncio was patched by the archived nest_asyncio 1." in told
             assert told.count("archived") == 1
-        if mode != "nest" and when == "after load":
-            assert "asyncio.run had been replaced by nest_asyncio.run" in told
+        elif mode == "nest":
+            # harmless: nest-asyncio2 is in charge already, nothing changes, nothing to say
+            assert told == ""
+        else:
+            assert "a library called nest_asyncio.apply() (the archived nest_asyncio" in told
+            assert "applied nest-asyncio2 instead" in told
         state = "NestAsyncio.backend, NestedRunRedirect.installed"
         assert kernel.ok(state).result == "('nest_asyncio2', True)"
 
@@ -86,3 +97,16 @@ def test_the_archived_nest_asyncio_loses_no_cell(mode: str, when: str) -> None:
         assert _queue_three_behind(kernel, "asyncio.run(asyncio.sleep(0.5))") == ""
         assert _queue_three_behind(kernel, LIBRARY_RUN_SYNC) == ""
         assert kernel.ok("pass").stderr == ""  # told once, not before every cell
+
+
+def test_a_replaced_wrapper_is_put_back_before_the_next_cell() -> None:
+    with start_kernel() as kernel:
+        kernel.ok("%config AsyncBridge.nested_run = 'thread'\n%load_ext asyncbridge_ext")
+        kernel.ok(SETUP)
+        kernel.ok("def other_run(main, **kwargs):\n    raise AssertionError('not ours')")
+        kernel.ok("asyncio.run = other_run")
+        told = kernel.ok("asyncio.run(work(2))")
+        assert told.result == "4"
+        assert "asyncbridge_ext: asyncio.run had been replaced by __main__.other_run" in (
+            told.stderr
+        )

@@ -8,8 +8,9 @@ be running. Nothing here starts threads or imports IPython. The extension takes 
 
 Event names (dotted, grouped by their first word):
 
-- ``nested_run.worker``: a nested run sent to a worker thread (thread mode, or work a
-  re-entrant loop cannot serve);
+- ``nested_run.worker``: a nested run sent to a worker thread (no route of
+  :mod:`~asyncbridge_ext.thread_mode` does so now: thread and auto mode, and Runners in
+  nest mode, serve nested runs on the calling thread, counted as ``same_thread``);
 - ``nested_run.same_thread``: a nested run served on the calling thread itself with a
   fresh loop, while the kernel's loop was paused;
 - ``nested_run.reentrant``: a nested run served by the re-entrant (nest-patched) loop;

@@ -26,9 +26,21 @@ the one place that decides:
   ``asyncio.run`` with either argument, are served here, as above; a plain
   ``asyncio.run(coro)`` goes to the nest library.
 
+Where it runs and what waits: a call served here runs on the calling thread, which runs
+the nested loop itself; the kernel's loop is paused meanwhile (the cell is its current
+callback), as during any blocking call, and queued cells wait for the cell to end. The
+nested loop is made, tidied and closed by asyncio itself (``asyncio.run`` / ``Runner``)
+or by the library that made it. Ctrl-C in the main thread is asyncio's own handling
+(``asyncio.run`` and ``Runner`` cancel their task and run its ``finally`` blocks before
+``KeyboardInterrupt``). Off the main thread (ipykernel 7 subshells), where no SIGINT
+arrives, a kernel interrupt delivered through ``INTERRUPTS`` cancels the tasks of the
+nested loops (:class:`~asyncbridge_ext._routing.OffMainInterrupts`). A refused future is
+cancelled, so the library's work does not start later on its own.
+
 Modes "thread" and "auto" patch nothing of the nest kind until a call needs it (auto) or
 ever (thread): asyncio keeps its C tasks and the kernel's throughput is unchanged.
-:meth:`~_NestedRunRedirect.uninstall` puts the originals back.
+:meth:`~_NestedRunRedirect.uninstall` puts the originals back; :meth:`~_NestedRunRedirect.
+status` tells whether they are all in place and what replaced them if not.
 """
 
 from __future__ import annotations

@@ -39,8 +39,9 @@ cancelled, so the library's work does not start later on its own.
 
 Modes "thread" and "auto" patch nothing of the nest kind until a call needs it (auto) or
 ever (thread): asyncio keeps its C tasks and the kernel's throughput is unchanged.
-:meth:`~_NestedRunRedirect.uninstall` puts the originals back; :meth:`~_NestedRunRedirect.
-status` tells whether they are all in place and what replaced them if not.
+:meth:`~_NestedRunRedirect.uninstall` puts the originals back;
+:meth:`~_NestedRunRedirect.status` tells whether our wrappers are all in place, and what
+replaced them if not.
 """
 
 from __future__ import annotations

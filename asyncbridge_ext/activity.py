@@ -8,10 +8,8 @@ be running. Nothing here starts threads or imports IPython. The extension takes 
 
 Event names (dotted, grouped by their first word):
 
-- ``nested_run.worker``: a nested run sent to a worker thread (thread mode, or work a
-  re-entrant loop cannot serve);
 - ``nested_run.same_thread``: a nested run served on the calling thread itself with a
-  fresh loop, while the kernel's loop was paused;
+  fresh loop (or the library's own loop), while the kernel's loop was paused;
 - ``nested_run.reentrant``: a nested run served by the re-entrant (nest-patched) loop;
 - ``nested_run.auto_fallback``: "auto" mode applied the nest patch for a call;
 - ``nested_run.refused``: a nested run refused with an error that says which setting

@@ -25,14 +25,20 @@ class AsyncBridge(Configurable):
     """Options of the asyncbridge_ext IPython extension (``%load_ext asyncbridge_ext``)."""
 
     nested_run = Enum(
-        ["nest", "thread", "off"],
+        ["nest", "thread", "auto", "off"],
         default_value="nest",
-        help="""How `asyncio.run(...)` / `loop.run_until_complete(...)` behave when called
-        while the kernel's event loop is running (as it is in a Jupyter cell).
+        help="""How `asyncio.run(...)`, `asyncio.Runner`, `loop.run_until_complete(...)`
+        and `loop.run_forever()` behave when called while the kernel's event loop is
+        running (as it is in a Jupyter cell).
         "nest": make the loop re-entrant with a nest library when the extension loads
-        (cannot be undone before a kernel restart; plain asyncio runs slower afterwards).
-        "thread": patch nothing of the nest kind; such nested calls run on a fresh event
-        loop in a worker thread while the cell waits.
+        (cannot be undone before a kernel restart; plain asyncio runs slower afterwards);
+        asyncio.Runner, which no nest library serves, runs on a fresh loop.
+        "thread": patch nothing of the nest kind; a nested call never runs on the kernel's
+        loop: it runs on a fresh event loop, on the calling thread while the kernel's
+        loop is paused. Waiting for a task of the kernel's own loop is refused with an error.
+        "auto": as "thread", until a call waits for a task of the kernel's own loop;
+        then nest-asyncio2 is applied to that loop, once, with a notice, and the call
+        goes on.
         "off": change nothing; only the magics %run_async and %%in_new_loop are added.""",
     ).tag(config=True)
 

@@ -33,7 +33,7 @@ from .thread_state import thread_mode_wrappers
 
 __all__ = ["Diagnostics", "render_text"]
 
-_NESTED_RUN_ROUTES = ("worker", "same_thread", "reentrant", "auto_fallback", "refused")
+_NESTED_RUN_ROUTES = ("same_thread", "reentrant", "auto_fallback", "refused")
 
 
 class Diagnostics:
@@ -183,17 +183,18 @@ def _findings(facts: dict[str, Any], loop: asyncio.AbstractEventLoop | None) -> 
                 Finding(
                     f"nested_run is 'nest' but the kernel's loop is {facts['kernel_loop']}, "
                     "which the nest libraries cannot patch, so a nested asyncio.run fails.",
-                    "`%config AsyncBridge.nested_run = \"thread\"` (nested runs then go to a "
-                    "worker thread with a fresh loop).",
+                    "`%config AsyncBridge.nested_run = \"thread\"` (nested runs then get a "
+                    "fresh loop of their own while the kernel's loop waits).",
                 )
             )
     if facts["thread_wrappers"].startswith("replaced"):
         findings.append(
             Finding(
-                f"thread mode is on but its wrappers are {facts['thread_wrappers']}, so "
-                "nested runs no longer go to a worker thread.",
-                "`%reload_ext asyncbridge_ext` puts them back in front; if a nest library "
-                "replaced them, `%config AsyncBridge.nested_run = \"nest\"` fits better.",
+                f"nested_run = {facts['mode']!r} is on but its wrappers are "
+                f"{facts['thread_wrappers']}, so nested runs through them no longer follow it.",
+                "the next cell puts them back (the extension checks before every cell); if a "
+                "nest library keeps replacing them, `%config AsyncBridge.nested_run = "
+                "\"nest\"` fits better.",
             )
         )
     if facts["abandoned_running"]:

@@ -2,11 +2,14 @@
 
 ``%load_ext asyncbridge_ext`` (or ``c.InteractiveShellApp.extensions = ["asyncbridge_ext"]``
 in a config file) calls :func:`load`: it reads the ``AsyncBridge`` options, sets up nested
-runs as ``AsyncBridge.nested_run`` says, registers ``%run_async``, ``%%in_new_loop`` and
-``%asyncbridge``, and (in a kernel) lets "Interrupt kernel" reach bridged work in
-subshells. ``%unload_ext`` calls :func:`unload`, which removes the magics, the
-configurable, the SIGINT forwarding and the notebook log handler, and uninstalls thread
-mode; the nest patch, once applied, stays until the kernel restarts.
+runs as ``AsyncBridge.nested_run`` says, registers ``%run_async``, ``%%in_new_loop``,
+``%%in_thread``/``%in_thread`` and ``%asyncbridge``, a ``pre_run_cell`` guard
+(:class:`_NestedRunGuard`: before every cell, a patch of the archived nest_asyncio is
+replaced by nest-asyncio2, and the nested-run wrappers are put back if another library
+replaced them), and (in a kernel with subshells) lets "Interrupt kernel" reach bridged
+work in subshells. ``%unload_ext`` calls :func:`unload`, which removes the magics, the
+guard, the configurable, the SIGINT forwarding and the notebook log handler, and
+uninstalls the wrappers; the nest patch, once applied, stays until the kernel restarts.
 ``%reload_ext`` is unload then load: options set by config files or ``%config`` live in
 the shell's config, so they are read again and survive a reload.
 """
@@ -14,6 +17,7 @@ the shell's config, so they are read again and survive a reload.
 from __future__ import annotations
 
 import sys
+from asyncio import events
 from typing import Any, cast
 
 from .config import AsyncBridge, bridge_for_shell
@@ -39,7 +43,14 @@ def load(shell: Any) -> None:
         _tell_user(
             f"asyncbridge_ext: ignoring the AsyncBridge config and using the defaults: {problem}"
         )
-    _apply_nested_run(bridge, old=None)
+    guard = _NestedRunGuard(bridge)
+    guard.check()
+    guard.intercept()
+    try:
+        _apply_nested_run(bridge, old=None)
+    except BaseException:
+        guard.release()  # nothing stays behind when loading fails
+        raise
     bridge.observe(_nested_run_changed, names="nested_run")
     magics = AsyncBridgeMagics(shell, bridge)
     manager = shell.magics_manager
@@ -48,6 +59,8 @@ def load(shell: Any) -> None:
             magics.displaced[kind, name] = manager.magics[kind].get(name)
     shell.register_magics(magics)
     shell.configurables.append(bridge)
+    magics.guard = guard
+    shell.events.register("pre_run_cell", guard)
     magics.diagnostics = Diagnostics(shell, bridge)
     magics.diagnostics.start()
 
@@ -61,7 +74,7 @@ def unload(shell: Any) -> None:
     magics = _loaded_magics(shell)
     if magics is None:
         return
-    bridge = magics.bridge
+    bridge, guard = magics.bridge, magics.guard
     if magics.diagnostics is not None:
         magics.diagnostics.stop()
         magics.diagnostics = None
@@ -75,6 +88,12 @@ def unload(shell: Any) -> None:
         else:
             manager.magics[kind][name] = previous
     manager.registry.pop(type(magics).__name__, None)
+    if guard is not None:
+        guard.release()
+        try:
+            shell.events.unregister("pre_run_cell", guard)
+        except ValueError:
+            pass  # someone removed it already
     bridge.unobserve(_nested_run_changed, names="nested_run")
     while bridge in shell.configurables:
         shell.configurables.remove(bridge)
@@ -102,19 +121,122 @@ def _nested_run_changed(change: Any) -> None:
 def _apply_nested_run(bridge: AsyncBridge, old: str | None) -> None:
     """Make the nested-run mode ``bridge.nested_run`` (was ``old``) the active one."""
     mode = bridge.nested_run
-    if mode == "thread":
-        NestedRunRedirect.install()
-    else:
+    backend = cast(NestBackend, bridge.nest_backend)
+    if mode == "nest" and events._get_running_loop() is not None:
+        # With no loop running yet (loaded from a config file, before the kernel's loop
+        # starts), the guard applies it before the first cell (see apply_nest_patch).
+        NestAsyncio.apply_once(backend=backend)
+    if mode == "off":
         NestedRunRedirect.uninstall()
-    if mode == "nest":
-        NestAsyncio.apply_once(backend=cast(NestBackend, bridge.nest_backend))
-    elif old == "nest" and NestAsyncio.backend is not None:
+    else:
+        NestedRunRedirect.install(mode, nest_backend=backend)
+    if mode == "nest" or NestAsyncio.backend is None:
+        return
+    if old in ("nest", "auto"):
         _tell_user(
             f"asyncbridge_ext: AsyncBridge.nested_run is now {mode!r}, but the "
             f"{NestAsyncio.backend} patch applied earlier cannot be undone: the loop stays "
             f"re-entrant until the kernel restarts. To start without it, set "
             f"c.AsyncBridge.nested_run = {mode!r} in a config file and restart the kernel."
         )
+
+
+class _NestedRunGuard:
+    """Keeps nested runs safe between cells; one per load, called as ``pre_run_cell`` hook.
+
+    Runs on the shell's thread (at load and before each cell), where the kernel's loop
+    runs. It replaces a patch of the archived nest_asyncio by nest-asyncio2 (unless the
+    user chose that library as ``nest_backend``) and puts our nested-run wrappers back if
+    another library replaced them, telling the user once about each.
+    """
+
+    def __init__(self, bridge: AsyncBridge) -> None:
+        self.bridge = bridge
+        self.told: set[str] = set()
+
+    def __call__(self, info: Any = None) -> None:
+        """The hook: a few attribute reads and identity checks when all is well."""
+        if self.bridge.nested_run == "nest" and NestAsyncio.backend is None:
+            self.apply_nest_patch()
+        if NestAsyncio.archived_in_force or (
+            self.bridge.nested_run != "off" and not NestedRunRedirect.installed
+        ):
+            self.check()
+
+    def apply_nest_patch(self) -> None:
+        """Nest mode: make the loop running in this thread re-entrant, if one runs.
+
+        Loading from a config file happens before the kernel's loop starts; patching then
+        would patch asyncio's loop *policy*, which makes every later ``get_event_loop()``
+        raise for a loop the nest libraries cannot patch (a uvloop policy killed the
+        kernel at start). So the patch waits for the first cell, which runs in the
+        kernel's loop. A loop that cannot be patched is said once, with the fix; the
+        kernel goes on.
+        """
+        if events._get_running_loop() is None:
+            return
+        try:
+            NestAsyncio.apply_once(backend=cast(NestBackend, self.bridge.nest_backend))
+        except (RuntimeError, ImportError) as exc:
+            message = f"asyncbridge_ext: nested_run = 'nest' is not in force: {exc}"
+            self._tell_once("nest failed", message)
+
+    def intercept(self) -> None:
+        """At load: a later ``nest_asyncio.apply()`` applies nest-asyncio2 instead."""
+        if self.bridge.nest_backend != "nest_asyncio":
+            NestAsyncio.intercept_archived_apply(on_call=self._tell_intercepted)
+
+    def release(self) -> None:
+        """At unload: undo :meth:`intercept`."""
+        NestAsyncio.release_archived_apply()
+
+    def _tell_intercepted(self) -> None:
+        self._tell_once(
+            "intercepted",
+            "asyncbridge_ext: a library called nest_asyncio.apply() (the archived "
+            "nest_asyncio, which loses the cells queued behind a nested run on ipykernel 7); "
+            "applied nest-asyncio2 instead. The loop stays re-entrant until the kernel "
+            "restarts.",
+        )
+        if self.bridge.nested_run in ("thread", "auto"):
+            NestedRunRedirect.restore()  # nest-asyncio2 replaced asyncio.run
+
+    def check(self) -> None:
+        bridge = self.bridge
+        # What replaced our wrappers, read before nest-asyncio2 replaces it in turn.
+        replaced = NestedRunRedirect.replaced()
+        if bridge.nest_backend != "nest_asyncio":
+            found = NestAsyncio.replace_archived()
+            if found is not None:
+                self._tell_once(
+                    "archived",
+                    f"asyncbridge_ext: asyncio was patched by the archived {found} (a "
+                    "library you use may have called nest_asyncio.apply()); on ipykernel 7 "
+                    "it loses the cells queued behind a nested asyncio.run. Replaced it with "
+                    "nest-asyncio2, which keeps them; the loop stays re-entrant until the "
+                    "kernel restarts.",
+                )
+        if bridge.nested_run == "off" or NestedRunRedirect.mode != bridge.nested_run:
+            return
+        restored, failed = NestedRunRedirect.restore()
+        for name in restored:
+            what = replaced.get(name, restored[name])
+            self._tell_once(
+                name,
+                f"asyncbridge_ext: {name} had been replaced by {what}; put the "
+                f"nested_run = {bridge.nested_run!r} wrapper back.",
+            )
+        for name in failed:
+            what = replaced.get(name, failed[name])
+            _tell_user(
+                f"asyncbridge_ext: {name} was replaced by {what} and could not be put back: "
+                f"nested runs through it no longer follow nested_run = {bridge.nested_run!r}."
+            )
+
+    def _tell_once(self, key: str, message: str) -> None:
+        if key not in self.told:
+            self.told.add(key)
+            _tell_user(message)
 
 
 def _tell_user(message: str) -> None:

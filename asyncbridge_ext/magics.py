@@ -74,6 +74,8 @@ class AsyncBridgeMagics(Magics):
         self.bridge = bridge
         #: What our magics replaced in the magics table at load, put back on unload.
         self.displaced: dict[tuple[str, str], Any] = {}
+        #: The extension's pre_run_cell hook, unregistered on unload.
+        self.guard: Any = None
 
     def _timeout(self, args: argparse.Namespace) -> float | None:
         timeout: float | None = args.timeout

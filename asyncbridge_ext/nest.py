@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import sys
 import threading
 from typing import Any, Literal
 
@@ -117,6 +118,92 @@ class _NestAsyncio:
             return chosen
 
 
+    @property
+    def archived_in_force(self) -> bool:
+        """True if the archived nest_asyncio 1.x patched asyncio (cheap: two attribute reads)."""
+        return getattr(asyncio, "_nest_patched", False) and not hasattr(asyncio, "_nest_asyncio2")
+
+    def replace_archived(self, loop: asyncio.AbstractEventLoop | None = None) -> str | None:
+        """Replace a patch of the archived nest_asyncio 1.x by nest-asyncio2; say what was found.
+
+        On ipykernel 7 the archived patch loses every cell queued behind the next nested
+        run; nest-asyncio2 (1.7.3+) does not. Runs on the calling thread: the markers of
+        the old patch are cleared (on asyncio and on the class of ``loop``, default: the
+        running loop of this thread) and nest-asyncio2 is applied to ``loop``, which
+        replaces ``asyncio.run``, the loop class's methods and the policy's
+        ``get_event_loop`` again. Returns None if the archived patch is not in force,
+        else a description such as ``"nest_asyncio 1.6.0"``.
+        """
+        if not self.archived_in_force:
+            return None
+        if loop is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = None
+        with self._lock:
+            if not self.archived_in_force:
+                return None
+            found = "nest_asyncio " + _installed_version("nest_asyncio")
+            module = _import_backend("nest_asyncio2")
+            del asyncio._nest_patched  # type: ignore[attr-defined]
+            if loop is not None:
+                for cls in type(loop).__mro__:
+                    if "_nest_patched" in vars(cls) and not hasattr(cls, "_nest_asyncio2"):
+                        delattr(cls, "_nest_patched")
+            module.apply(loop)
+            logger.debug("replaced %s by nest_asyncio2 on %r", found, loop)
+            return found
+
+
+    def intercept_archived_apply(self, on_call: Any = None) -> bool:
+        """Make ``nest_asyncio.apply`` (the archived library) apply nest-asyncio2 instead.
+
+        For libraries that import and call ``nest_asyncio.apply()`` and then run a nested
+        loop within the same call (llama-index's progress bars): no check between cells
+        can come in between. The module is imported here, if it is installed, so that a
+        later ``import nest_asyncio`` gets it with ``apply`` replaced. Same signature; the
+        replacement runs :meth:`apply_once` with nest-asyncio2 on the caller's thread,
+        then calls ``on_call()`` (if given). Returns False if nest_asyncio is not
+        installed. :meth:`release_archived_apply` undoes it.
+        """
+        import importlib.util
+
+        if "nest_asyncio" not in sys.modules and importlib.util.find_spec("nest_asyncio") is None:
+            return False
+        module = importlib.import_module("nest_asyncio")
+        if getattr(module.apply, "__asyncbridge_redirect__", False):
+            return True
+        original = module.apply
+
+        def apply(loop: asyncio.AbstractEventLoop | None = None) -> None:
+            already = loop is None and self.is_applied
+            self.apply_once(loop, backend="nest_asyncio2")
+            if on_call is not None and not already:
+                on_call()
+
+        apply.__asyncbridge_redirect__ = True  # type: ignore[attr-defined]
+        apply.__wrapped__ = original  # type: ignore[attr-defined]
+        setattr(module, "apply", apply)  # noqa: B010 - a module attribute, typed as such
+        return True
+
+    def release_archived_apply(self) -> None:
+        """Put the archived library's own ``nest_asyncio.apply`` back (if we replaced it)."""
+        module = sys.modules.get("nest_asyncio")
+        apply = getattr(module, "apply", None)
+        if getattr(apply, "__asyncbridge_redirect__", False):
+            module.apply = apply.__wrapped__  # type: ignore[union-attr]
+
+
+def _installed_version(distribution: str) -> str:
+    from importlib import metadata  # costs ~20 ms: only on the rare paths that need it
+
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "0"
+
+
 def _import_backend(name: str) -> Any:
     """Import nest_asyncio2 or nest_asyncio, or raise ImportError with the pip command."""
     try:
@@ -127,12 +214,7 @@ def _import_backend(name: str) -> Any:
             f"installed. Install it with: {_PIP[name]}"
         ) from exc
     if name == "nest_asyncio2":
-        from importlib import metadata  # costs ~20 ms: only when a patch is applied
-
-        try:
-            version = metadata.version("nest-asyncio2")
-        except metadata.PackageNotFoundError:
-            version = "0"
+        version = _installed_version("nest-asyncio2")
         if _version_tuple(version) < _MIN_NEST_ASYNCIO2:
             raise ImportError(
                 f"nest-asyncio2 {version} is installed, but versions before 1.7.3 drop the "

@@ -129,24 +129,26 @@ def _throughput_cell() -> str:
 def measure_mode(mode: str, rounds: int = 5) -> dict[str, Any]:
     """Fresh kernel: throughput before / after ``%load_ext`` in ``mode``, load time, overhead.
 
-    For "thread" mode, load and unload alternate, so before and after interleave in time
-    (thread mode can be undone; the nest patch cannot, so "nest" is strictly before, after).
+    For "thread" and "auto" modes, load and unload alternate, so before and after
+    interleave in time (both can be undone; the nest patch cannot, so "nest" is strictly
+    before, after). "auto" is measured before any fallback: nothing patched yet.
     """
     kernel = Kernel()
     try:
         result: dict[str, Any] = {"mode": mode}
-        if mode == "thread":
-            kernel.run('%config AsyncBridge.nested_run = "thread"\nprint(json.dumps(None))')
+        if mode in ("thread", "auto"):
+            kernel.run(f"%config AsyncBridge.nested_run = {mode!r}\nprint(json.dumps(None))")
         before = [kernel.run(_throughput_cell()) for _ in range(rounds)]
         result["load_ext_ms"] = kernel.run("print(json.dumps(_load_ext()))")
         after = [kernel.run(_throughput_cell()) for _ in range(rounds)]
-        if mode == "thread":
+        if mode in ("thread", "auto"):
             check = (
-                "import asyncbridge_ext.thread_mode as _tm\n"
-                "print(json.dumps(_tm.NestedRunRedirect.installed))"
+                "import asyncbridge_ext, asyncbridge_ext.thread_mode as _tm\n"
+                "print(json.dumps(_tm.NestedRunRedirect.installed\n"
+                "                 and not asyncbridge_ext.NestAsyncio.is_applied))"
             )
             if not kernel.run(check):
-                raise RuntimeError("thread mode is not active after %load_ext")
+                raise RuntimeError(f"{mode} mode is not active (or patched) after %load_ext")
             pairs = kernel.run("print(json.dumps(await _alternate(12)))")
             before, after = before + pairs[0], after + pairs[1]
             result["pair_ratios"] = [a / b for a, b in zip(pairs[1], pairs[0], strict=True)]
@@ -165,5 +167,5 @@ def measure_mode(mode: str, rounds: int = 5) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    for mode_name in ("thread", "nest"):
+    for mode_name in ("thread", "auto", "nest"):
         print(json.dumps(measure_mode(mode_name), indent=1))

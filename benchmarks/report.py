@@ -22,8 +22,10 @@ LIMITS = {
     "cell_overhead": "%%in_new_loop parses options, compiles the body and runs it through "
     "run_coroutine_in_new_loop (a fresh loop + two thread hand-offs)",
     "import": "the import chain of asyncbridge_ext (asyncio is already loaded)",
-    "thread_throughput": "thread mode only wraps asyncio.run / run_until_complete; "
-    "a miss here is measurement noise on a shared machine",
+    "thread_throughput": "thread mode only wraps asyncio.run / Runner.run / "
+    "run_until_complete / run_forever; a miss here is measurement noise on a shared machine",
+    "nested_run": "the wrapper's routing (a running-loop check, the marker swap) is a few "
+    "µs; the rest is asyncio.run itself, and noise from other processes",
 }
 
 
@@ -120,31 +122,38 @@ def _targets(results: dict[str, Any]) -> list[tuple[str, str, str, float | None,
             LIMITS["import"],
         )
     )
-    kernel = results["kernels"].get("thread", {})
-    text = "thread mode: kernel asyncio throughput ≥ 0.97x unpatched"
-    if "tasks_per_s_after" in kernel:
-        value = _throughput_ratio(kernel)
-        rows.append(
-            (
-                "thread_throughput",
-                text,
-                f"{value:.3f}x",
-                value,
-                value >= 0.97,
-                LIMITS["thread_throughput"],
+    for mode in ("thread", "auto"):
+        kernel = results["kernels"].get(mode, {})
+        text = f"{mode} mode: kernel asyncio throughput ≥ 0.97x unpatched"
+        if mode == "auto":
+            text += " (before any fallback)"
+        if "tasks_per_s_after" in kernel:
+            value = _throughput_ratio(kernel)
+            rows.append(
+                (
+                    "thread_throughput",
+                    text,
+                    f"{value:.3f}x",
+                    value,
+                    value >= 0.97,
+                    LIMITS["thread_throughput"],
+                )
             )
+        else:
+            rows.append(
+                ("thread_throughput", text, "not measured", None, None, kernel.get("error", "-"))
+            )
+    nested = results["kernels"].get("nested_run", {})
+    text = "thread mode: nested asyncio.run in a kernel ≤ 1.15x the same in a plain script"
+    if "ratio" in nested:
+        value = nested["ratio"]
+        shown = (
+            f"{value:.2f}x ({statistics.median(nested['kernel_us']):.0f} / "
+            f"{statistics.median(nested['script_us']):.0f} µs)"
         )
+        rows.append(("nested_run", text, shown, value, value <= 1.15, LIMITS["nested_run"]))
     else:
-        rows.append(
-            (
-                "thread_throughput",
-                text,
-                "not measured",
-                None,
-                None,
-                kernel.get("error", "no kernel run"),
-            )
-        )
+        rows.append(("nested_run", text, "not measured", None, None, nested.get("error", "-")))
     return rows
 
 
@@ -214,7 +223,7 @@ def markdown(results: dict[str, Any]) -> str:
         "| plain cell | `%%in_new_loop` cell | overhead |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for mode in ("nest", "thread"):
+    for mode in ("nest", "thread", "auto"):
         kernel = results["kernels"].get(mode)
         if not kernel or "error" in kernel:
             why = kernel.get("error", "skipped") if kernel else "skipped"
@@ -232,12 +241,15 @@ def markdown(results: dict[str, Any]) -> str:
     lines += [
         "",
         "Throughput: `await asyncio.gather(*4000 tiny tasks)` on the kernel's loop, median of "
-        "5 per cell. Nest mode cannot be undone, so it is before-then-after. Thread mode also "
-        "alternates `%unload_ext` / `%load_ext` 24 times inside one cell, and its ratio is the "
-        "median of the ratios of adjacent after/before samples, so load changes on this "
-        "shared machine cancel out. Cell cost: "
+        "5 per cell. Nest mode cannot be undone, so it is before-then-after. Thread and auto "
+        "modes also alternate `%unload_ext` / `%load_ext` 24 times inside one cell, and their "
+        "ratio is the median of the ratios of adjacent after/before samples, so load changes "
+        "on this shared machine cancel out (auto is measured before any fallback, when "
+        "nothing is patched). Cell cost: "
         "`get_ipython().run_cell(...)` in a loop inside the kernel, `_x = 1 + 1` as a plain "
         "cell and under `%%in_new_loop`, interleaved rounds, median.",
+        "",
+        *_nested_run_lines(results["kernels"].get("nested_run", {})),
         "",
         "## Scale: N caller threads at once, each making the same number of calls",
         "",
@@ -267,6 +279,22 @@ def markdown(results: dict[str, Any]) -> str:
         NOTES,
     ]
     return "\n".join(lines)
+
+
+def _nested_run_lines(nested: dict[str, Any]) -> list[str]:
+    if "ratio" not in nested:
+        return [f"Nested `asyncio.run`, kernel vs script: not measured ({nested.get('error')})."]
+    kernel, script = nested["kernel_us"], nested["script_us"]
+    return [
+        "Nested `asyncio.run(coro)` (the coroutine does `await asyncio.sleep(0)`), "
+        f"{nested['calls']} calls per round, {len(kernel)} interleaved rounds: inside the "
+        f"kernel in thread mode, from a cell, {statistics.median(kernel):.0f} µs per call "
+        f"(rounds: {', '.join(f'{v:.0f}' for v in kernel)}); in the main thread of a plain "
+        f"script, {statistics.median(script):.0f} µs "
+        f"(rounds: {', '.join(f'{v:.0f}' for v in script)}): {nested['ratio']:.2f}x. The "
+        "kernel served every call on the cell's own thread with the kernel's loop paused "
+        f"({nested['served_same_thread']} counted).",
+    ]
 
 
 def chart(results: dict[str, Any], path: Path) -> None:

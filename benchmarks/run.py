@@ -21,6 +21,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import kernel_bench
+import nested_cost
 import percall
 import report
 import scale
@@ -88,12 +89,17 @@ def main() -> None:
     imports = import_ms(15)
     kernels: dict[str, Any] = {}
     if not args.no_kernel:
-        for mode in ("thread", "nest"):
+        for mode in ("thread", "auto", "nest"):
             print(f"kernel, {mode} mode ...", flush=True)
             try:
                 kernels[mode] = kernel_bench.measure_mode(mode)
             except Exception as exc:  # report the row as not measured, keep going
                 kernels[mode] = {"error": f"{type(exc).__name__}: {exc}"}
+        print("nested asyncio.run: kernel (thread mode) vs script ...", flush=True)
+        try:
+            kernels["nested_run"] = nested_cost.measure()
+        except Exception as exc:
+            kernels["nested_run"] = {"error": f"{type(exc).__name__}: {exc}"}
     print("scale ...", flush=True)
     scale_rows = scale.run_all(calls=args.scale_calls)
     info["load_after"] = load_average()

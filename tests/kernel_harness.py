@@ -99,10 +99,18 @@ class Kernel:
         self.client = client
         self._cells: dict[str, Cell] = {}
 
-    def submit(self, code: str, subshell_id: str | None = None) -> Cell:
-        """Send ``code`` for execution without waiting for it (to a subshell if given)."""
+    def submit(
+        self, code: str, subshell_id: str | None = None, stop_on_error: bool = True
+    ) -> Cell:
+        """Send ``code`` for execution without waiting for it (to a subshell if given).
+
+        With ``stop_on_error=False`` an error in an earlier cell does not abort this one
+        (the kernel would otherwise answer it with status "aborted" without running it).
+        """
         if subshell_id is None:
-            msg_id = self.client.execute(code, store_history=True, allow_stdin=False)
+            msg_id = self.client.execute(
+                code, store_history=True, allow_stdin=False, stop_on_error=stop_on_error
+            )
         else:
             content = {
                 "code": code,
@@ -110,7 +118,7 @@ class Kernel:
                 "store_history": True,
                 "user_expressions": {},
                 "allow_stdin": False,
-                "stop_on_error": True,
+                "stop_on_error": stop_on_error,
             }
             msg = self.client.session.msg("execute_request", content)
             msg["header"]["subshell_id"] = subshell_id

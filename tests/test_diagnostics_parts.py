@@ -62,9 +62,32 @@ def test_thread_wrappers_intact_then_replaced_by_whom(thread_mode: None) -> None
     assert thread_mode_wrappers("thread", None) == "intact"
     asyncio.run = replacement_run
     assert thread_mode_wrappers("thread", None) == (
-        f"replaced: asyncio.run by {replacement_run.__module__}"
+        f"replaced: asyncio.run by {replacement_run.__module__}.replacement_run"
     )
-    assert thread_mode_wrappers("nest", None) == "installed (left over)"
+
+
+class PatchedLoop(asyncio.SelectorEventLoop):
+    """A loop class patched the way the nest libraries patch the kernel's loop class."""
+
+    def run_until_complete(self, future: Any) -> Any:
+        raise AssertionError("not called")
+
+
+def test_a_patch_on_the_kernel_loop_class_counts_as_replaced_in_thread_mode(
+    thread_mode: None,
+) -> None:
+    loop = PatchedLoop()
+    try:
+        assert thread_mode_wrappers("thread", loop) == (
+            f"replaced: PatchedLoop.run_until_complete by {__name__}"
+        )
+        plain = asyncio.new_event_loop()
+        try:
+            assert thread_mode_wrappers("thread", plain) == "intact"
+        finally:
+            plain.close()
+    finally:
+        loop.close()
 
 
 def test_thread_wrappers_outside_thread_mode_are_not_installed() -> None:

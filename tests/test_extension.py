@@ -31,7 +31,7 @@ _wrapped = getattr(asyncio.run, "__wrapped__", None)
 )
 """.strip()
 
-LOADED_NEST = "(1, True, True, True, False)"
+LOADED_NEST = "(1, True, True, True, True)"
 UNLOADED = "(0, False, False, False, False)"
 
 
@@ -61,9 +61,15 @@ def test_load_load_reload_unload_unload(kernel: Kernel) -> None:
     assert kernel.ok(FOOTPRINT).result == LOADED_NEST
 
     kernel.ok("%config AsyncBridge.timeout = 7")
+    guards = (
+        "sum(type(c).__name__ == '_NestedRunGuard' for c in _ip.events.callbacks['pre_run_cell'])"
+    )
     for _ in range(3):
         kernel.ok("%reload_ext asyncbridge_ext")
         assert kernel.ok(FOOTPRINT).result == LOADED_NEST
+        assert kernel.ok(guards).result == "1"  # one pre_run_cell guard, not stacked
+    intercepted = "import nest_asyncio\ngetattr(nest_asyncio.apply, '__asyncbridge_redirect__', 0)"
+    assert kernel.ok(intercepted).result == "True"
     assert kernel.ok("%config AsyncBridge.timeout").result == "7.0"
     assert kernel.ok("%run_async asyncio.sleep(0, result='after reloads')").result == (
         "'after reloads'"
@@ -75,6 +81,8 @@ def test_load_load_reload_unload_unload(kernel: Kernel) -> None:
 
     kernel.ok("%unload_ext asyncbridge_ext")
     assert kernel.ok(FOOTPRINT).result == "(0, False, True, False, False)"
+    assert kernel.ok(guards).result == "0"
+    assert kernel.ok(intercepted).result == "0"  # the archived library's own apply is back
     assert kernel.ok("%run_async x").result == "'the user magic'"  # put back
     config = kernel.run("%config AsyncBridge")
     assert config.reply is not None and config.reply["ename"] == "UsageError"
@@ -98,7 +106,9 @@ def test_config_shows_help_and_validates(kernel: Kernel) -> None:
     helptext = kernel.ok("%config AsyncBridge").stdout
     for option in ("AsyncBridge.nested_run", "AsyncBridge.timeout", "AsyncBridge.nest_backend"):
         assert option in helptext
-    assert "fresh event" in helptext and "TimeoutError" in helptext
+    flowing = " ".join(helptext.split())  # the help is wrapped at any word
+    assert "fresh event loop" in flowing and "TimeoutError" in flowing
+    assert "'auto'" in flowing
 
     kernel.ok("%config AsyncBridge.timeout = 3")
     bad = kernel.run("%config AsyncBridge.timeout = -1")
@@ -109,6 +119,7 @@ def test_config_shows_help_and_validates(kernel: Kernel) -> None:
     bad = kernel.run("%config AsyncBridge.nested_run = 'sometimes'")
     assert "'sometimes'" in bad.stdout + bad.stderr, bad.describe()
     assert kernel.ok("%config AsyncBridge.nested_run").result == "'nest'"
+    assert kernel.ok(FOOTPRINT).result == LOADED_NEST
 
     # IPython keeps the refused value in the shell's config; a reload must still work.
     reloaded = kernel.ok("%reload_ext asyncbridge_ext")
@@ -132,7 +143,7 @@ def test_thread_mode_from_config_file_with_autoload() -> None:
             "from asyncbridge_ext import NestAsyncio\n"
             "async def where():\n"
             "    return threading.get_ident()\n"
-            "(asyncio.run(where()) != threading.get_ident(), NestAsyncio.is_applied)"
+            "(asyncio.run(where()) == threading.get_ident(), NestAsyncio.is_applied)"
         )
         assert cell.result == "(True, False)"
         kernel.ok("%reload_ext asyncbridge_ext")

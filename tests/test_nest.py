@@ -149,37 +149,45 @@ def test_apply_once_is_thread_safe() -> None:
     assert out.split("\n")[0] == "['nest_asyncio2'] True"
 
 
-def test_thread_mode_redirects_only_nested_runs_and_uninstalls_cleanly() -> None:
+def test_thread_mode_serves_nested_runs_on_this_thread_and_uninstalls_cleanly() -> None:
     out = run_python(
         """
         import asyncio, threading
         from asyncbridge_ext.thread_mode import NestedRunRedirect
-        original_run = asyncio.run
-        original_ruc = asyncio.BaseEventLoop.run_until_complete
+        def entry_points():
+            return (asyncio.run, getattr(asyncio, "Runner", asyncio).run,  # Runner: 3.11+
+                    asyncio.BaseEventLoop.run_until_complete, asyncio.BaseEventLoop.run_forever)
+        originals = entry_points()
 
         async def where():
-            return threading.current_thread().name
+            return threading.get_ident(), asyncio.get_running_loop()
 
-        NestedRunRedirect.install()
-        NestedRunRedirect.install()
-        print("top level runs here:", asyncio.run(where()) == threading.current_thread().name)
+        NestedRunRedirect.install("thread")
+        NestedRunRedirect.install("thread")
+        print("installed:", NestedRunRedirect.installed, NestedRunRedirect.replaced())
+        print("top level runs here:", asyncio.run(where())[0] == threading.get_ident())
 
         async def cell():
+            kernel_loop = asyncio.get_running_loop()
             nested = asyncio.run(where())
             loop = asyncio.new_event_loop()
             try:
-                nested_ruc = loop.run_until_complete(where())
+                own = loop.run_until_complete(where())
             finally:
                 loop.close()
-            running = asyncio.get_running_loop().run_until_complete(where())
-            return nested, nested_ruc, running
+            running = kernel_loop.run_until_complete(where())
+            still = asyncio.get_running_loop() is kernel_loop
+            results = (nested, own, running)
+            return [r[0] for r in results], [r[1] for r in results], still, kernel_loop
 
-        names = asyncio.run(cell())
-        print("nested runs on a worker:", all(n.startswith("asyncbridge-worker-") for n in names))
+        idents, loops, still, kernel_loop = asyncio.run(cell())
+        print("on the calling thread:", set(idents) == {threading.get_ident()})
+        print("never on the running loop:", all(l is not kernel_loop for l in loops))
+        print("running loop put back:", still)
         print("no nest patch:", not hasattr(asyncio, "_nest_patched"))
         NestedRunRedirect.uninstall()
-        print("restored:", asyncio.run is original_run,
-              asyncio.BaseEventLoop.run_until_complete is original_ruc)
+        restored = all(a is b for a, b in zip(entry_points(), originals))
+        print("restored:", restored, NestedRunRedirect.installed)
 
         async def cell_again():
             asyncio.run(where())
@@ -189,8 +197,200 @@ def test_thread_mode_redirects_only_nested_runs_and_uninstalls_cleanly() -> None
             print("after uninstall:", exc)
         """
     )
+    assert "installed: True {}" in out
     assert "top level runs here: True" in out
-    assert "nested runs on a worker: True" in out
+    assert "on the calling thread: True" in out
+    assert "never on the running loop: True" in out
+    assert "running loop put back: True" in out
     assert "no nest patch: True" in out
-    assert "restored: True True" in out
+    assert "restored: True False" in out
     assert "after uninstall: asyncio.run() cannot be called from a running event loop" in out
+
+
+def test_replaced_wrappers_are_reported_and_restored() -> None:
+    out = run_python(
+        """
+        import asyncio
+        import nest_asyncio
+        from asyncbridge_ext.thread_mode import NestedRunRedirect
+
+        NestedRunRedirect.install("auto")
+        nest_asyncio.apply(asyncio.new_event_loop())  # replaces asyncio.run with its own
+        print("installed:", NestedRunRedirect.installed)
+        print("replaced:", NestedRunRedirect.replaced())
+        restored, failed = NestedRunRedirect.restore()
+        print("restored:", restored, failed, NestedRunRedirect.installed)
+        print("status:", NestedRunRedirect.status())
+        NestedRunRedirect.uninstall()
+        print("status:", NestedRunRedirect.status())
+        """
+    )
+    assert "installed: False" in out
+    assert "replaced: {'asyncio.run': 'nest_asyncio.run'}" in out
+    assert "restored: {'asyncio.run': 'nest_asyncio.run'} {} True" in out
+    assert "status: {'mode': 'auto', 'installed': True, 'replaced': {}}" in out
+    assert "status: {'mode': None, 'installed': False, 'replaced': {}}" in out
+
+
+def test_auto_cannot_patch_uvloop_and_refuses_with_the_thread_mode_error() -> None:
+    pytest.importorskip("uvloop")
+    out = run_python(
+        """
+        import asyncio, uvloop
+        from asyncbridge_ext import NestAsyncio
+        from asyncbridge_ext.thread_mode import NestedRunRedirect
+
+        async def work():
+            return 1
+
+        async def cell():
+            task = asyncio.ensure_future(work())  # a task of the running uvloop loop
+            loop = asyncio.new_event_loop()
+            try:
+                loop.run_until_complete(task)
+            except RuntimeError as exc:
+                print(exc)
+            finally:
+                loop.close()
+            await asyncio.sleep(0)  # let the cancellation land
+            print("cancelled:", task.cancelled())
+            print("applied:", NestAsyncio.is_applied)
+            return asyncio.run(work())
+
+        NestedRunRedirect.install("auto")
+        print("served:", uvloop.run(cell()))
+        """
+    )
+    assert "asyncbridge_ext (nested_run = 'auto'): loop.run_until_complete() was called" in out
+    assert "cannot make a uvloop.Loop loop re-entrant" in out
+    assert 'Set `%config AsyncBridge.nested_run = "auto"`' in out
+    assert "cancelled: True" in out
+    assert "applied: False" in out
+    assert "served: 1" in out
+
+
+def test_replace_archived_puts_nest_asyncio2_in_charge() -> None:
+    out = run_python(
+        """
+        import asyncio
+        import nest_asyncio
+        from asyncbridge_ext import NestAsyncio
+
+        async def cell():
+            print("none yet:", NestAsyncio.replace_archived())
+            nest_asyncio.apply()
+            print("archived:", NestAsyncio.archived_in_force, NestAsyncio.backend)
+            found = NestAsyncio.replace_archived()
+            print("found:", found.split()[0], NestAsyncio.backend, NestAsyncio.is_applied)
+            print("again:", NestAsyncio.replace_archived())
+            return asyncio.run(asyncio.sleep(0, result="nested"))
+
+        print(asyncio.run(cell()))
+        """
+    )
+    assert "none yet: None" in out
+    assert "archived: True nest_asyncio" in out
+    assert "found: nest_asyncio nest_asyncio2 True" in out
+    assert "again: None" in out
+    assert out.rstrip().endswith("nested")
+
+
+def test_a_nested_run_off_the_main_thread_is_interrupted_through_the_registry() -> None:
+    """A subshell's cell (a thread with a running loop) gets no SIGINT: the registry stands in."""
+    out = run_python(
+        """
+        import asyncio, threading
+        from asyncbridge_ext._interrupts import INTERRUPTS
+        from asyncbridge_ext.thread_mode import NestedRunRedirect
+
+        NestedRunRedirect.install("thread")
+        started, state = threading.Event(), {}
+
+        async def slow():
+            try:
+                started.set()
+                await asyncio.sleep(60)
+            finally:
+                state["finally ran"] = True
+
+        async def subshell_cell():
+            try:
+                asyncio.run(slow())
+            except KeyboardInterrupt:
+                state["raised"] = "KeyboardInterrupt"
+            state["loop back"] = asyncio.get_running_loop() is not None
+
+        thread = threading.Thread(target=asyncio.run, args=(subshell_cell(),))
+        thread.start()
+        assert started.wait(30)
+        print("targets:", INTERRUPTS.interrupt_off_main())
+        thread.join(30)
+        print(sorted(state.items()), thread.is_alive(), INTERRUPTS.waiting_threads())
+        """
+    )
+    assert "targets: 1" in out
+    expected = "[('finally ran', True), ('loop back', True), ('raised', 'KeyboardInterrupt')]"
+    assert f"{expected} False 0" in out
+
+
+def test_wrappers_keep_asyncios_signatures_and_arguments_per_python_version() -> None:
+    out = run_python(
+        """
+        import asyncio, inspect, sys
+        from asyncbridge_ext.thread_mode import NestedRunRedirect
+
+        before = inspect.signature(asyncio.run)
+        NestedRunRedirect.install("thread")
+        print("same signature:", inspect.signature(asyncio.run) == before)
+
+        class MyLoop(asyncio.SelectorEventLoop):
+            pass
+
+        async def kind():
+            return type(asyncio.get_running_loop()).__name__
+
+        async def cell():
+            try:
+                return asyncio.run(kind(), loop_factory=MyLoop)
+            except TypeError as exc:
+                return f"TypeError: {exc}"
+
+        print("loop_factory:", asyncio.run(cell()), sys.version_info >= (3, 12))
+        """
+    )
+    assert "same signature: True" in out
+    if sys.version_info >= (3, 12):
+        assert "loop_factory: MyLoop True" in out
+    else:
+        refused = "TypeError: run() got an unexpected keyword argument 'loop_factory'"
+        assert f"loop_factory: {refused}" in out
+
+
+def test_after_autos_fallback_uninstall_leaves_the_nest_librarys_asyncio_run() -> None:
+    out = run_python(
+        """
+        import asyncio, io, contextlib
+        import nest_asyncio2
+        from asyncbridge_ext.thread_mode import NestedRunRedirect
+
+        async def work():
+            return 7
+
+        async def cell():
+            loop = asyncio.get_running_loop()
+            with contextlib.redirect_stderr(io.StringIO()) as told:
+                result = loop.run_until_complete(loop.create_task(work()))
+            print("fallback:", result, "re-entrant" in told.getvalue())
+            print("ours again:", NestedRunRedirect.installed)
+            NestedRunRedirect.uninstall()
+            print("nest's run:", asyncio.run is nest_asyncio2.run)
+            return asyncio.run(work())
+
+        NestedRunRedirect.install("auto")
+        print("nested after uninstall:", asyncio.run(cell()))
+        """
+    )
+    assert "fallback: 7 True" in out
+    assert "ours again: True" in out
+    assert "nest's run: True" in out
+    assert "nested after uninstall: 7" in out

@@ -1,0 +1,198 @@
+"""How a nested run is served: on the calling thread with the running loop paused, or refused.
+
+Plain asyncio, no IPython. :mod:`asyncbridge_ext.thread_mode` decides *which* route a call
+takes; this module holds the two things a route does:
+
+- :func:`run_with_loop_paused` runs a loop-driving call (``asyncio.run``, ``Runner.run``,
+  ``loop.run_until_complete`` on a loop that is not running) on the calling thread itself,
+  while the loop that runs there (the kernel's) is paused: asyncio's running-loop marker
+  is cleared for the duration of the call and put back afterwards, so asyncio sees the
+  thread as it would be in a plain script. This is what a plain script pays for the same
+  call, keeps objects bound to the thread (a sqlite3 connection) usable, and keeps
+  asyncio's own SIGINT handling (``asyncio.Runner`` cancels its main task on Ctrl-C in the
+  main thread, so ``finally`` blocks run).
+- :class:`OffMainInterrupts` does the same off the main thread (an ipykernel 7 subshell),
+  where no SIGINT arrives: while the call runs, a kernel interrupt (delivered through
+  :data:`~asyncbridge_ext._interrupts.INTERRUPTS`) cancels the tasks of the loops the call
+  started, so their ``finally`` blocks run, and the call raises ``KeyboardInterrupt``.
+- :func:`refusal` builds the error for a call that only a re-entrant loop can serve.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+from asyncio import events
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
+
+from ._interrupts import INTERRUPTS
+
+__all__ = [
+    "OffMainInterrupts",
+    "as_coroutine_for_run",
+    "bound_loop",
+    "refusal",
+    "run_with_loop_paused",
+]
+
+T = TypeVar("T")
+
+_get_running_loop = events._get_running_loop
+_set_running_loop = events._set_running_loop
+# From Python 3.14 the C implementation keeps the running task per *thread* (before, per
+# loop), so a task of a second loop run on this thread would fail with "Cannot enter into
+# task ... while another task ... is being executed" unless the kernel's current task is
+# put aside first (as nest-asyncio2 does on 3.14). Before 3.14 there is nothing to do, and
+# the 3.12/3.13 swap raises KeyError for a loop without a current task.
+_swap_current_task: Callable[[Any, Any], Any] | None = (
+    getattr(asyncio.tasks, "_swap_current_task", None) if sys.version_info >= (3, 14) else None
+)
+
+if sys.version_info >= (3, 14):  # pragma: no cover - not installed here
+    _policy = events._get_event_loop_policy  # the public getter warns from 3.14
+else:
+    _policy = events.get_event_loop_policy
+
+
+def _thread_event_loop() -> Any:
+    """The loop set for this thread (``set_event_loop``), read without side effects."""
+    return getattr(getattr(_policy(), "_local", None), "_loop", None)
+
+
+def run_with_loop_paused(
+    running: asyncio.AbstractEventLoop, call: Callable[..., T], *args: Any, **kwargs: Any
+) -> T:
+    """Call ``call(*args, **kwargs)`` on this thread as if no loop were running here.
+
+    ``running`` is the loop running on this thread (the kernel's). It stays paused in the
+    middle of its current callback, exactly as during any blocking call, and nothing of
+    it is touched: its marker and current task are put aside, the call runs (starting
+    and closing its own loop, as it would in a script), then both are put back, and so is
+    the thread's event loop if the call cleared it (``asyncio.run`` sets it to None when
+    it ends). Ctrl-C and timeouts behave as the call itself makes them behave.
+    """
+    __tracebackhide__ = True
+    task = None
+    if _swap_current_task is not None:  # pragma: no cover - Python 3.14+
+        try:
+            task = _swap_current_task(running, None)
+        except KeyError:  # the pure-Python variant, for a loop without a current task
+            task = None
+    thread_loop = _thread_event_loop()
+    _set_running_loop(None)
+    try:
+        return call(*args, **kwargs)
+    finally:
+        _set_running_loop(running)
+        if task is not None and _swap_current_task is not None:  # pragma: no cover - 3.14+
+            _swap_current_task(running, task)
+        if _thread_event_loop() is not thread_loop:
+            events.set_event_loop(thread_loop)
+
+
+def _cancel_all_tasks(loop: asyncio.AbstractEventLoop) -> None:
+    for task in asyncio.all_tasks(loop):
+        task.cancel()
+
+
+class OffMainInterrupts:
+    """Make nested runs served off the main thread interruptible (use :data:`OFF_MAIN`).
+
+    ``loops`` maps a thread to the loops its nested run has started (innermost last);
+    the ``run_forever`` wrapper of :mod:`~asyncbridge_ext.thread_mode` adds and removes
+    them (every asyncio loop runs through ``run_forever``). Loops that are not asyncio's
+    (uvloop) are not seen, and are not interrupted.
+    """
+
+    def __init__(self) -> None:
+        self.loops: dict[int, list[asyncio.AbstractEventLoop]] = {}
+
+    def serve(
+        self, running: asyncio.AbstractEventLoop, call: Callable[..., T], *args: Any, **kwargs: Any
+    ) -> T:
+        """:func:`run_with_loop_paused`, plus: a kernel interrupt cancels the call's tasks.
+
+        Runs on a thread other than the main one. On interrupt (called on the main thread
+        by :meth:`~asyncbridge_ext._interrupts.Interrupts.interrupt_off_main`) every task
+        of the loops the call runs is cancelled from that loop's own thread
+        (``call_soon_threadsafe``); once the call has returned or raised, with those
+        ``finally`` blocks run, ``KeyboardInterrupt`` is raised here.
+        """
+        __tracebackhide__ = True
+        ident = threading.get_ident()
+        started: list[asyncio.AbstractEventLoop] = []
+        interrupted: list[bool] = []
+
+        def on_interrupt() -> None:
+            interrupted.append(True)
+            for loop in list(started):
+                try:
+                    loop.call_soon_threadsafe(_cancel_all_tasks, loop)
+                except RuntimeError:
+                    pass  # closed meanwhile: that run is over
+
+        outer = self.loops.get(ident)
+        self.loops[ident] = started
+        try:
+            with INTERRUPTS.target(on_interrupt):
+                try:
+                    result = run_with_loop_paused(running, call, *args, **kwargs)
+                except asyncio.CancelledError:
+                    if interrupted:
+                        raise KeyboardInterrupt from None
+                    raise
+                if interrupted:
+                    raise KeyboardInterrupt
+                return result
+        finally:
+            if outer is None:
+                self.loops.pop(ident, None)
+            else:
+                self.loops[ident] = outer
+
+
+#: The process-wide record of loops started by nested runs off the main thread.
+OFF_MAIN = OffMainInterrupts()
+
+
+def bound_loop(awaitable: Any) -> asyncio.AbstractEventLoop | None:
+    """The loop a future or task belongs to; None for anything else (a coroutine)."""
+    if asyncio.isfuture(awaitable):
+        loop: asyncio.AbstractEventLoop = asyncio.futures._get_loop(awaitable)  # type: ignore[attr-defined]
+        return loop
+    return None
+
+
+async def _await(awaitable: Awaitable[T]) -> T:
+    __tracebackhide__ = True
+    return await awaitable
+
+
+def as_coroutine_for_run(awaitable: Any) -> Coroutine[Any, Any, Any]:
+    """A coroutine for ``asyncio.run`` out of what ``run_until_complete`` accepts."""
+    if asyncio.iscoroutine(awaitable):
+        return awaitable
+    return _await(awaitable)
+
+
+def refusal(what: str, awaitable: Any, mode: str, extra: str = "") -> RuntimeError:
+    """The error for a call that only a re-entrant kernel loop can serve (thread mode)."""
+    if awaitable is None:
+        did = f"{what} was called on the event loop that is already running in this thread"
+    else:
+        did = (
+            f"{what} was called with {awaitable!r}, which belongs to the event loop already "
+            "running in this thread (the kernel's). A library scheduled it there (with "
+            "asyncio.ensure_future, loop.create_task or asyncio.gather) and then waited for "
+            "it from sync code; it was cancelled"
+        )
+    return RuntimeError(
+        f"asyncbridge_ext (nested_run = {mode!r}): {did}. Only a re-entrant loop can finish "
+        "it, and this mode never patches the kernel's loop (it runs nested calls on a "
+        "fresh loop instead). "
+        + extra
+        + 'Set `%config AsyncBridge.nested_run = "auto"` (applies nest-asyncio2 at the first '
+        'such call) or "nest", or await the library\'s async API in the cell instead.'
+    )

@@ -31,7 +31,8 @@ class AsyncBridge(Configurable):
         and `loop.run_forever()` behave when called while the kernel's event loop is
         running (as it is in a Jupyter cell).
         "nest": make the loop re-entrant with a nest library when the extension loads
-        (cannot be undone before a kernel restart; plain asyncio runs slower afterwards);
+        (loaded from a config file: before the first cell; cannot be undone before a
+        kernel restart; plain asyncio runs slower afterwards);
         asyncio.Runner, which no nest library serves, runs on a fresh loop.
         "thread": patch nothing of the nest kind; a nested call never runs on the kernel's
         loop: it runs on a fresh event loop, on the calling thread while the kernel's
@@ -39,15 +40,18 @@ class AsyncBridge(Configurable):
         "auto": as "thread", until a call waits for a task of the kernel's own loop;
         then nest-asyncio2 is applied to that loop, once, with a notice, and the call
         goes on.
-        "off": change nothing; only the magics %run_async and %%in_new_loop are added.""",
+        "off": change nothing; only the magics (%run_async, %%in_new_loop, %%in_thread,
+        %asyncbridge) are added.""",
     ).tag(config=True)
 
     timeout = Float(
         None,
         allow_none=True,
-        help="""Default timeout in seconds for %run_async and %%in_new_loop (None: no
-        timeout). When it expires the coroutine is cancelled, its finally blocks run, and
-        TimeoutError is raised. A magic's own --timeout option overrides it.""",
+        help="""Default timeout in seconds for %run_async, %%in_new_loop and
+        %in_thread / %%in_thread (None: no timeout). When it expires the work is stopped
+        (a coroutine is cancelled and its finally blocks run; see the README for what
+        %%in_thread can stop), then TimeoutError is raised. A magic's own --timeout
+        option overrides it.""",
     ).tag(config=True)
 
     nest_backend = Enum(

@@ -175,11 +175,17 @@ class _NestedRunGuard:
         """
         if events._get_running_loop() is None:
             return
+        backend = cast(NestBackend, self.bridge.nest_backend)
         try:
-            NestAsyncio.apply_once(backend=cast(NestBackend, self.bridge.nest_backend))
+            NestAsyncio.apply_once(backend=backend)
         except (RuntimeError, ImportError) as exc:
             message = f"asyncbridge_ext: nested_run = 'nest' is not in force: {exc}"
             self._tell_once("nest failed", message)
+            return
+        # The nest library put its asyncio.run in place of our wrapper; ours goes back in
+        # front of it, as when the patch is applied at load (see _apply_nested_run).
+        NestedRunRedirect.uninstall()
+        NestedRunRedirect.install("nest", nest_backend=backend)
 
     def intercept(self) -> None:
         """At load: a later ``nest_asyncio.apply()`` applies nest-asyncio2 instead."""

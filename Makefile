@@ -7,27 +7,31 @@ BIN    := $(VENV)/bin
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# uv installs the same packages from PyPI several times faster than pip (pip stays in .venv).
+$(BIN)/uv: | $(BIN)/python
+	$(BIN)/python -m pip install --quiet uv
+INSTALL := $(BIN)/uv pip install --quiet --python $(BIN)/python
 
 # Reinstall only when the package metadata changed.
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/uv
+	$(INSTALL) -e '.[test]'
 	touch $@
 
-$(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[demo]'
+$(VENV)/.installed-demo: pyproject.toml | $(BIN)/uv
+	$(INSTALL) -e '.[demo]'
 	touch $@
 
 $(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed-test
-	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	$(INSTALL) -e '.[test,bench]'
 	touch $@
 
-$(VENV)/.installed-dist: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dist]'
+$(VENV)/.installed-dist: pyproject.toml | $(BIN)/uv
+	$(INSTALL) -e '.[dist]'
 	touch $@
 
-$(VENV)/.installed-matrix: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[matrix]'
+$(VENV)/.installed-matrix: pyproject.toml | $(BIN)/uv
+	$(INSTALL) -e '.[matrix]'
 	touch $@
 
 lint: $(VENV)/.installed-test

@@ -49,8 +49,8 @@ demo: $(VENV)/.installed-demo
 	$(BIN)/python notebooks/show.py notebooks/quickstart.ipynb
 
 # Python 3.10/3.12/3.13 x newest IPython/ipykernel, IPython 8 + ipykernel 6 on 3.10 and the
-# declared floor, each in a uv-built venv under .nox/ (reused), then .ci/matrix-results.md.
-# See noxfile.py; NOX_ARGS='-s "tests(py3.12)"' runs one combination.
+# declared floor, each in a uv-built venv under .nox/ (reused), two at a time (MATRIX_JOBS),
+# then .ci/matrix-results.md. See noxfile.py; NOX_ARGS='-s "tests(py3.12)"' runs one.
 .PHONY: test-matrix
 test-matrix: $(VENV)/.installed-matrix
 	$(BIN)/nox $(NOX_ARGS)

@@ -5,15 +5,19 @@ ipykernel x traitlets x jupyter_client combination, one uv-built venv per combin
 after `make test`. By hand, with nox from .venv:
 
     .venv/bin/nox                          # every combination, then the results table
+    .venv/bin/nox -- -k magics             # pytest arguments (the table is left alone)
     .venv/bin/nox -s "tests(py3.12)"       # one combination (the table is left alone)
     .venv/bin/nox -l                       # list them
 
-Venvs live in .nox/ and are reused: uv re-checks the pins on each run, which costs about
-a second when nothing changed. Interpreters come from pyenv when it is there (its
-versions/X.Y.*/bin go first on PATH), else from PATH; nothing is downloaded. Each
-combination writes its JUnit XML and installed versions to .nox/results/, and the last
-session turns them into .ci/matrix-results.md (the README links it). The dev venv's
-`make test` run adds a row when MATRIX_DEV_JUNIT names its JUnit file (.ci/run does).
+The default session, `matrix`, runs the `tests` sessions MATRIX_JOBS (default 2) at a
+time, each as its own nox process with its output in .nox/results/NAME.log, printed when
+it ends; most of a kernel test's time is spent waiting, so two fill two cores. Venvs live
+in .nox/ and are reused: uv re-checks the pins on each run (about a second when nothing
+changed). Interpreters come from pyenv when it is there (its versions/X.Y.*/bin go first on
+PATH), else from PATH; nothing is downloaded. Each combination writes its JUnit XML and
+installed versions to .nox/results/, and `matrix` turns them into .ci/matrix-results.md
+(the README links it). The dev venv's `make test` run adds a row when MATRIX_DEV_JUNIT
+names its JUnit file (.ci/run does).
 """
 
 from __future__ import annotations
@@ -22,7 +26,10 @@ import datetime
 import json
 import os
 import subprocess
+import sys
+import time
 import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import nox
@@ -87,7 +94,7 @@ def _put_pyenv_pythons_on_path() -> None:
 _put_pyenv_pythons_on_path()
 
 
-@nox.session
+@nox.session(default=False)
 @nox.parametrize(
     ("python", "combination"),
     [nox.param(python, name, id=name) for name, (python, _) in COMBINATIONS.items()],
@@ -102,16 +109,49 @@ def tests(session: nox.Session, combination: str) -> None:
     # pip: tests/test_packaging.py installs the built dists with it.
     session.install("-e", ".[test]", "pip", *COMBINATIONS[combination][1])
     versions.write_text(str(session.run("python", "-c", VERSIONS_AS_JSON, silent=True)))
-    args = ["-p", "no:cacheprovider", f"--junitxml={junit}", "tests"]
+    # A basetemp of its own: another combination may run its pytest at the same time.
+    basetemp = f"--basetemp={session.create_tmp()}/pytest"
+    args = ["-p", "no:cacheprovider", basetemp, f"--junitxml={junit}", "tests"]
     if combination not in WITHOUT_NOTEBOOKS:
         args += ["--nbval", "--nbval-current-env", "notebooks"]
     session.run("python", "-m", "pytest", *args, *session.posargs)
 
 
-# Runs after all the tests sessions when nox runs everything (sessions run in file order),
-# also after a failed one; not when only some sessions were picked with -s.
 @nox.session(python=False)
-def results(session: nox.Session) -> None:
+def matrix(session: nox.Session) -> None:
+    """Every combination, MATRIX_JOBS at a time, then .ci/matrix-results.md."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    jobs = int(os.environ.get("MATRIX_JOBS", "2"))
+    with ThreadPoolExecutor(max(1, jobs)) as pool:
+        running = [pool.submit(_run_combination, name, session.posargs) for name in COMBINATIONS]
+        failed = []
+        for done in as_completed(running):
+            name, code, seconds, log = done.result()
+            print(log.read_text(), flush=True)
+            session.log(f"tests({name}): {'FAIL' if code else 'PASS'} in {seconds:.0f} s")
+            if code:
+                failed.append(name)
+    if not session.posargs:  # the table describes full runs only
+        _write_results()
+    if failed:
+        session.error(f"failed: {', '.join(failed)}")
+
+
+def _run_combination(name: str, posargs: list[str]) -> tuple[str, int, float, Path]:
+    """``nox -s "tests(NAME)"`` in a process of its own, its output to a log file."""
+    log = RESULTS / f"{name}.log"
+    started = time.monotonic()
+    with open(log, "w") as out:
+        code = subprocess.run(
+            [sys.executable, "-m", "nox", "-f", __file__, "-s", f"tests({name})", "--", *posargs],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        ).returncode
+    return name, code, time.monotonic() - started, log
+
+
+def _write_results() -> None:
     """Write .ci/matrix-results.md from every combination's JUnit XML and versions."""
     rows = []
     dev_junit = os.environ.get("MATRIX_DEV_JUNIT")
@@ -134,7 +174,7 @@ def results(session: nox.Session) -> None:
         *rows,
     ]
     RESULTS_MD.write_text("\n".join(lines) + "\n")
-    session.log(f"wrote {RESULTS_MD.relative_to(ROOT)}")
+    print(f"wrote {RESULTS_MD.relative_to(ROOT)}", flush=True)
 
 
 def _row(name: str, junit: Path, versions_file: Path | None) -> str:

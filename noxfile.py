@@ -11,7 +11,7 @@ after `make test`. By hand, with nox from .venv:
 
 The default session, `matrix`, runs the `tests` sessions MATRIX_JOBS (default 2) at a
 time, each as its own nox process with its output in .nox/results/NAME.log, printed when
-it ends; most of a kernel test's time is spent waiting, so two fill two cores. Venvs live
+it ends; one test run keeps about one core busy, so two fill a 2-core machine. Venvs live
 in .nox/ and are reused: uv re-checks the pins on each run (about a second when nothing
 changed). Interpreters come from pyenv when it is there (its versions/X.Y.*/bin go first on
 PATH), else from PATH; nothing is downloaded. Each combination writes its JUnit XML and

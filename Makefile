@@ -3,27 +3,39 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint typecheck pytest bench clean
+.PHONY: demo test lint typecheck pytest bench dist clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# uv installs the same packages from PyPI several times faster than pip (pip stays in .venv).
+$(BIN)/uv: | $(BIN)/python
+	$(BIN)/python -m pip install --quiet uv
+INSTALL := $(BIN)/uv pip install --quiet --python $(BIN)/python
 
 # Reinstall only when the package metadata changed.
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/uv
+	$(INSTALL) -e '.[test]'
 	touch $@
 
-$(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[demo]'
+$(VENV)/.installed-demo: pyproject.toml | $(BIN)/uv
+	$(INSTALL) -e '.[demo]'
 	touch $@
 
 $(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed-test
-	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	$(INSTALL) -e '.[test,bench]'
+	touch $@
+
+$(VENV)/.installed-dist: pyproject.toml | $(BIN)/uv
+	$(INSTALL) -e '.[dist]'
+	touch $@
+
+$(VENV)/.installed-matrix: pyproject.toml | $(BIN)/uv
+	$(INSTALL) -e '.[matrix]'
 	touch $@
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check asyncbridge_ext tests notebooks benchmarks
+	$(BIN)/ruff check asyncbridge_ext tests notebooks benchmarks noxfile.py
 
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
@@ -36,14 +48,21 @@ test: lint typecheck pytest
 demo: $(VENV)/.installed-demo
 	$(BIN)/python notebooks/show.py notebooks/quickstart.ipynb
 
-# Python 3.10/3.12/3.13 x newest IPython/ipykernel, plus IPython 8 + ipykernel 6 on 3.10,
-# each in .venv-matrix/ (reused while pyproject.toml is unchanged). See .ci/matrix.py.
+# Python 3.10/3.12/3.13 x newest IPython/ipykernel, IPython 8 + ipykernel 6 on 3.10 and the
+# declared floor, each in a uv-built venv under .nox/ (reused), two at a time (MATRIX_JOBS),
+# then .ci/matrix-results.md. See noxfile.py; NOX_ARGS='-s "tests(py3.12)"' runs one.
 .PHONY: test-matrix
-test-matrix:
-	$(PYTHON) .ci/matrix.py $(MATRIX_ARGS)
+test-matrix: $(VENV)/.installed-matrix
+	$(BIN)/nox $(NOX_ARGS)
+
+# The sdist and the wheel in dist/, built from a clean tree as a release would be.
+dist: $(VENV)/.installed-dist
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+	$(BIN)/twine check --strict dist/*
 
 bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) .venv-matrix .pytest_cache .mypy_cache .ruff_cache build dist
+	rm -rf $(VENV) .nox .pytest_cache .mypy_cache .ruff_cache build dist

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -152,14 +155,43 @@ def test_unwritable_target_raises_write_error_naming_path(tmp_path: Path) -> Non
     assert str(target / "ipython_config.py") in str(info.value)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")
-def test_read_only_dir_raises_write_error(tmp_path: Path) -> None:
-    tmp_path.chmod(0o555)
+def obeying_permission_bits() -> list[str]:
+    """A command prefix under which permission bits stop a write, for root too.
+
+    root passes them through CAP_DAC_OVERRIDE; setpriv (util-linux) drops it, and its
+    read-search sibling, from the child's bounding set, so the child is denied as any
+    user is. Files that root owns stay readable through their owner bits.
+    """
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    prefix = [setpriv or "setpriv", "--bounding-set=-dac_override,-dac_read_search", "--"]
+    if setpriv is None or subprocess.run([*prefix, "true"], capture_output=True).returncode:
+        pytest.skip("as root, this needs setpriv allowed to drop CAP_DAC_OVERRIDE")
+    return prefix
+
+
+def test_read_only_dir_fails_with_the_error_and_the_flag_that_fixes_it(tmp_path: Path) -> None:
+    cli = [sys.executable, "-m", "asyncbridge_ext", "enable", "--prefix", str(tmp_path / "env")]
+    prefix = obeying_permission_bits()
+    target = tmp_path / "env" / "etc" / "ipython"
+    target.mkdir(parents=True)
+    target.chmod(0o555)
     try:
-        with pytest.raises(ConfigWriteError):
-            enable(tmp_path)
+        done = subprocess.run(
+            [*prefix, *cli],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     finally:
-        tmp_path.chmod(0o755)
+        target.chmod(0o755)
+    assert done.returncode == 1, done.stdout + done.stderr
+    written = target / "ipython_config.py"
+    assert f"error: cannot write {written}: Permission denied" in done.stderr
+    assert f"You need write permission on {target}" in done.stderr
+    assert "use --user" in done.stderr
+    assert list(target.iterdir()) == []  # no temp file left behind
 
 
 def layout(tmp_path: Path, files: dict[str, str]) -> list[Path]:

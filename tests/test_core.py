@@ -11,6 +11,7 @@ import threading
 import time
 import traceback
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from forked_child import exit_code_in_forked_child
@@ -197,11 +198,13 @@ def test_a_rejected_coroutine_gives_no_never_awaited_warning() -> None:
     async def never_run() -> None:
         pass
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
+    gc.collect()  # garbage left by earlier tests is collected here, not below
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         with pytest.raises(ValueError):
             run_coroutine_in_new_loop(never_run(), timeout=-1)
         gc.collect()
+    assert [str(w.message) for w in caught if "never_run" in str(w.message)] == []
 
 
 # --- timeout -------------------------------------------------------------------------
@@ -300,6 +303,7 @@ def test_leftover_tasks_are_cancelled_and_their_finally_runs() -> None:
 
 def test_async_generators_are_finalized_before_the_loop_closes() -> None:
     finalized = threading.Event()
+    kept = []  # still referenced when the loop closes: only shutdown_asyncgens() closes it
 
     async def ticks():  # type: ignore[no-untyped-def]
         try:
@@ -311,19 +315,39 @@ def test_async_generators_are_finalized_before_the_loop_closes() -> None:
 
     async def takes_one() -> int:
         gen = ticks()
+        kept.append(gen)
         return await gen.__anext__()  # left suspended: the loop must close it
 
     assert run_coroutine_in_new_loop(takes_one()) == 1
     assert finalized.is_set()
+    assert kept[0].ag_frame is None  # closed, so dropping it later runs nothing
+
+
+class RecordingExecutor(ThreadPoolExecutor):
+    """Records each shutdown: whether it waited, and whether the loop was still open."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=1)
+        self.loop = asyncio.get_running_loop()
+        self.shutdowns: list[tuple[bool, bool]] = []
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self.shutdowns.append((wait, self.loop.is_closed()))
+        super().shutdown(wait, cancel_futures=cancel_futures)
 
 
 def test_default_executor_is_shut_down() -> None:
-    async def uses_executor() -> threading.Thread:
+    # loop.close() alone shuts the executor down without waiting, so a thread that is
+    # still running could outlive the call: the tidy-up must wait for it first.
+    async def uses_executor() -> tuple[threading.Thread, RecordingExecutor]:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, threading.current_thread)
+        executor = RecordingExecutor()
+        loop.set_default_executor(executor)
+        return await loop.run_in_executor(None, threading.current_thread), executor
 
-    executor_thread = run_coroutine_in_new_loop(uses_executor())
+    executor_thread, executor = run_coroutine_in_new_loop(uses_executor())
     assert executor_thread is not threading.current_thread()
+    assert executor.shutdowns[0] == (True, False)  # waited for, while the loop was open
     assert not executor_thread.is_alive()  # joined before the call returned
 
 

@@ -197,30 +197,50 @@ def test_changing_nested_run_at_runtime_takes_effect() -> None:
         assert kernel.ok(nested).result == "'nested ok'"
 
 
-def _queue_behind_a_nested_run(kernel: Kernel) -> None:
-    first = kernel.submit(
-        "import asyncio\nasyncio.run(asyncio.sleep(1))\nprint('nested run finished')"
-    )
+# The nested run lasts until the test has sent the follow-up cells (it creates SENT then),
+# plus a moment for them to cross the local socket: they always arrive while it runs.
+NESTED_RUN_UNTIL_SENT = """
+import asyncio, os, time
+
+async def until_sent(flag):
+    deadline = time.monotonic() + 60
+    while not os.path.exists(flag):
+        if time.monotonic() > deadline:
+            raise TimeoutError("the test never sent the follow-up cells")
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.2)
+
+print("nested run started", flush=True)
+asyncio.run(until_sent({flag!r}))
+print("nested run finished")
+"""
+
+
+def _queue_behind_a_nested_run(kernel: Kernel, tmp_path: Path) -> None:
+    sent = tmp_path / "follow-up-cells-sent"
+    first = kernel.submit(NESTED_RUN_UNTIL_SENT.format(flag=str(sent)))
+    kernel.wait_for_stdout(first, "nested run started")
     behind = [kernel.submit(f"print('queued', {i})\n{i} * 10") for i in range(12)]
+    sent.touch()
     kernel.wait([first, *behind], timeout=60)
     assert first.status == "ok", first.describe() + first.traceback
-    assert first.stdout == "nested run finished\n"
+    assert first.stdout == "nested run started\nnested run finished\n"
     for i, cell in enumerate(behind):
         assert cell.status == "ok", cell.describe() + cell.traceback
         assert (cell.stdout, cell.result) == (f"queued {i}\n", str(i * 10))
 
 
 @pytest.mark.parametrize("mode", ["nest", "thread"])
-def test_cells_queued_behind_a_nested_run_all_reply(mode: str) -> None:
+def test_cells_queued_behind_a_nested_run_all_reply(mode: str, tmp_path: Path) -> None:
     with start_kernel() as kernel:
         kernel.ok(f"%config AsyncBridge.nested_run = {mode!r}\n%load_ext asyncbridge_ext")
-        _queue_behind_a_nested_run(kernel)
+        _queue_behind_a_nested_run(kernel, tmp_path)
 
 
-def test_extension_loaded_at_kernel_start_with_ext_flag() -> None:
+def test_extension_loaded_at_kernel_start_with_ext_flag(tmp_path: Path) -> None:
     with start_kernel(extra_arguments=["--ext", "asyncbridge_ext"]) as kernel:
         assert kernel.ok(FOOTPRINT).result == LOADED_NEST
-        _queue_behind_a_nested_run(kernel)
+        _queue_behind_a_nested_run(kernel, tmp_path)
         assert kernel.ok("%run_async asyncio.sleep(0, result=2)").result == "2"
 
 

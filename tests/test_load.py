@@ -33,22 +33,32 @@ def thread_counts() -> tuple[int, int]:
     return len(names) - workers, workers
 
 
+def worker_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("asyncbridge-worker-")]
+
+
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
 def test_two_thousand_calls_leak_no_thread_loop_or_descriptor() -> None:
     run_coroutine_in_new_loop(double(0))  # warm up: the worker thread exists now
     with LoopThread() as runner:
         runner.run(double(0))
+        # Earlier tests' garbage (pipes of their subprocesses, say) is collected now, so
+        # the warnings and descriptors below are this test's own, whatever ran before.
+        gc.collect()
         (others, workers), fds = thread_counts(), open_fds()
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")  # ResourceWarning for an unclosed loop fails
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             for value in range(2000):
                 assert run_coroutine_in_new_loop(double(value)) == value * 2
                 assert runner.run(double(value)) == value * 2
             gc.collect()
+        assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
         others_after, workers_after = thread_counts()
-        assert others_after == others
+        # Threads of earlier tests (kernel clients, say) may still be exiting: a leak
+        # shows as more threads, never fewer.
+        assert others_after <= others
         assert 1 <= workers_after <= workers  # sequential calls reuse one worker
-        assert open_fds() == fds
+        assert open_fds() <= fds
 
 
 @pytest.mark.parametrize("api", ["new_loop", "loop_thread"])
@@ -56,11 +66,17 @@ def test_32_threads_times_100_calls_at_once(api: str) -> None:
     runner = LoopThread() if api == "loop_thread" else None
     run = runner.run if runner is not None else run_coroutine_in_new_loop
     start = threading.Barrier(32, timeout=10)
+    ran_on: list[threading.Thread] = []  # Thread objects, never reused (unlike idents)
+
+    async def double_and_record(value: int) -> int:
+        ran_on.append(threading.current_thread())
+        return await double(value)
 
     def hundred_calls(worker: int) -> list[int]:
         start.wait()
-        return [run(double(worker * 1000 + i), timeout=30) for i in range(100)]
+        return [run(double_and_record(worker * 1000 + i), timeout=30) for i in range(100)]
 
+    idle_before = worker_threads()
     try:
         with ThreadPoolExecutor(32) as pool:
             results = list(pool.map(hundred_calls, range(32), timeout=60))
@@ -69,9 +85,16 @@ def test_32_threads_times_100_calls_at_once(api: str) -> None:
             runner.close()
     for worker, values in enumerate(results):
         assert values == [(worker * 1000 + i) * 2 for i in range(100)]
-    # Worker threads of the new-loop pool are bounded by the concurrency, not the calls.
-    workers = [t for t in threading.enumerate() if t.name.startswith("asyncbridge-worker-")]
-    assert len(workers) <= 33
+    threads = set(ran_on)
+    assert len(ran_on) == 3200
+    if runner is not None:  # one loop on one thread serves every call
+        assert [t.name.startswith("asyncbridge-loop-") for t in threads] == [True]
+    else:
+        # Workers are reused: their number is bounded by the concurrency, not the 3200
+        # calls. A caller can submit its next call before the worker of its last one is
+        # idle again, so up to two workers per caller, plus idle ones from earlier tests.
+        assert all(t.name.startswith("asyncbridge-worker-") for t in threads)
+        assert len(threads) <= 2 * 32 + len(idle_before)
 
 
 DEV_MODE_SCRIPT = """

@@ -60,8 +60,12 @@ def test_run_async_assigns_and_runs_on_another_thread(kernel: Kernel) -> None:
 def test_run_async_shows_out_and_updates_underscore(kernel: Kernel) -> None:
     cell = kernel.ok("%run_async echo(41)")
     assert cell.result == "41"
-    assert cell.reply is not None and cell.reply["execution_count"] > 0
+    assert cell.reply is not None
+    number = cell.reply["execution_count"]
+    (shown,) = [content for kind, content in cell.outputs if kind == "execute_result"]
+    assert shown["execution_count"] == number  # shown as this cell's Out[n]
     assert kernel.ok("_ + 1").result == "42"
+    assert kernel.ok(f"Out[{number}]").result == "41"
 
 
 def test_trailing_semicolon_silences_run_async(kernel: Kernel) -> None:
@@ -84,6 +88,14 @@ def test_run_async_expression_reaches_python_verbatim(kernel: Kernel, expr: str)
     expected = kernel.ok(f"import asyncio as _a\n_a.run(\n{expr}\n)").result
     assert expected is not None
     assert kernel.ok(f"%run_async {expr}").result == expected
+
+
+def test_run_async_line_is_not_var_expanded_even_when_the_names_exist(kernel: Kernel) -> None:
+    # IPython expands $name and {name} in magic lines from the user namespace, and leaves
+    # names that do not exist as typed: only a defined name shows the expansion is off.
+    kernel.ok("abx_word = 'EXPANDED'")
+    cell = kernel.ok("%run_async echo('$abx_word and {abx_word}')")
+    assert cell.result == "'$abx_word and {abx_word}'"
 
 
 def test_run_async_timeout_option_and_expression_split(kernel: Kernel) -> None:
@@ -257,6 +269,15 @@ def test_cell_display_output_lands_in_the_cell(kernel: Kernel) -> None:
     )
     kinds = [kind for kind, _ in cell.outputs]
     assert kinds == ["display_data", "execute_result"], cell.outputs
+
+
+@pytest.mark.parametrize("option", ["$abx_seconds", "{abx_seconds}"])
+def test_cell_magic_line_is_not_var_expanded_even_when_the_names_exist(
+    kernel: Kernel, option: str
+) -> None:
+    # Expanded, the line would read `--timeout 5` and the cell would run.
+    kernel.ok("abx_seconds = 5")
+    assert_usage_error(kernel, f"%%in_new_loop --timeout {option}\npass", f"got '{option}'")
 
 
 @pytest.mark.parametrize(

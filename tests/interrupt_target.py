@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import pathlib
+import signal
 import sys
 import time
 
 from asyncbridge_ext import LoopThread, run_coroutine_in_new_loop
+
+# Started from a background job, SIGINT may arrive ignored: the test sends a real one.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 async def waits_forever(marker: pathlib.Path, stubborn: bool) -> None:

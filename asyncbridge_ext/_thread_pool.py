@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 import queue
 import threading
 from collections.abc import Callable
 from typing import Any
 
+from ._per_process import PerProcess
 from ._thread_stop import Stopper, StopRequested
-from ._waiting import Call
+from ._waiting import Call, release_caller
 
 __all__ = ["MAX_THREADS", "ThreadPool", "thread_pool"]
 
@@ -61,7 +61,7 @@ class Job:
             self.stopper.stop()
         else:
             self.call.settled = True
-            _release(self.call)
+            release_caller(self.call)
 
 
 class Worker:
@@ -86,7 +86,6 @@ class ThreadPool:
         self._workers: list[Worker] = []  # workers that may get work, oldest first
         self._abandoned: list[Worker] = []  # given up on, their function still running
         self._names = itertools.count(1)
-        self.pid = os.getpid()  # the process whose threads these are
 
     def reserve(self) -> Worker:
         """Mark the first free worker busy and return it, or make a new one (not started).
@@ -184,7 +183,7 @@ class ThreadPool:
                     if not job.abandoned:
                         worker.busy = False
                 # Released only now, so the caller's next call finds this worker free.
-                _release(job.call)
+                release_caller(job.call)
                 if job.abandoned:
                     return
         finally:
@@ -213,29 +212,14 @@ def _run_job(job: Job) -> None:
         job.stopper.end()
 
 
-def _release(call: Call[Any]) -> None:
-    try:
-        call.done.release()
-    except RuntimeError:
-        pass
-
-
-_pool: ThreadPool | None = None
-_pool_lock = threading.Lock()
+_pools: PerProcess[ThreadPool] = PerProcess(ThreadPool)
 
 
 def thread_pool() -> ThreadPool:
-    """The process-wide pool, created on first use (nothing starts at import).
+    """The pool of this process, created on first use (nothing starts at import).
 
     A child made by ``os.fork`` (``multiprocessing``'s default on Linux before 3.14)
     inherits the pool but none of its threads: it gets a pool of its own, instead of
     queueing work for workers that do not exist there.
     """
-    global _pool
-    pool = _pool
-    if pool is None or pool.pid != os.getpid():
-        with _pool_lock:
-            pool = _pool
-            if pool is None or pool.pid != os.getpid():
-                pool = _pool = ThreadPool()
-    return pool
+    return _pools.get()

@@ -101,14 +101,15 @@ async def capture_outcome(call: Call[T], coro: Coroutine[Any, Any, T], release: 
     finally:
         call.settled = True
         if release:
-            _release(call)
+            release_caller(call)
 
 
-def _release(call: Call[Any]) -> None:
+def release_caller(call: Call[Any]) -> None:
+    """Wake the thread waiting for ``call``; harmless if it was woken already."""
     try:
         call.done.release()
     except RuntimeError:
-        pass  # LoopThread.close() already gave up on this call and released it
+        pass  # already released, e.g. LoopThread.close() gave up on this call
 
 
 def cancel_if_running(call: Call[Any]) -> None:

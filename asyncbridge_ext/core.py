@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import os
 import queue
 import threading
 from collections.abc import Awaitable, Coroutine
@@ -19,12 +18,14 @@ from typing import Any, TypeVar
 
 from ._awaitables import as_coroutine, check_grace, check_timeout, close_quietly
 from ._closing import tidy_loop_before_close
+from ._per_process import PerProcess
 from ._waiting import (
     DEFAULT_CANCEL_GRACE,
     Call,
     cancel_if_running,
     capture_outcome,
     create_task_in_context,
+    release_caller,
     wait_for_outcome,
 )
 from .loop_thread import LoopThread
@@ -140,7 +141,6 @@ class _WorkerPool:
         self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._idle = 0  # idle workers not yet promised to a submitted job
         self._names = itertools.count(1)
-        self.pid = os.getpid()  # a forked child must not use its parent's pool
 
     def submit(
         self, loop: asyncio.AbstractEventLoop, task: asyncio.Task[None], call: Call[Any]
@@ -196,28 +196,13 @@ def _run_fresh_loop(
     finally:
         loop.close()
         logger.debug("closed a fresh loop on %s", threading.current_thread().name)
-        try:
-            call.done.release()
-        except RuntimeError:
-            pass
+        release_caller(call)
 
 
-_pool: _WorkerPool | None = None
-_pool_lock = threading.Lock()
+_pools: PerProcess[_WorkerPool] = PerProcess(_WorkerPool)
 
 
 def _worker_pool() -> _WorkerPool:
-    """The process-wide worker pool, created on first use (nothing starts at import).
-
-    A child made by ``os.fork`` inherits the pool but none of its threads (its idle count
-    would promise workers that do not exist there, and calls would hang): it gets a pool
-    of its own.
-    """
-    global _pool
-    pool = _pool
-    if pool is None or pool.pid != os.getpid():
-        with _pool_lock:
-            pool = _pool
-            if pool is None or pool.pid != os.getpid():
-                pool = _pool = _WorkerPool()
-    return pool
+    """The worker pool of this process, created on first use (nothing starts at import);
+    a child made by ``os.fork`` gets its own (see :class:`PerProcess`)."""
+    return _pools.get()

@@ -92,7 +92,7 @@ class Diagnostics:
         since = ACTIVITY.since(self.at_load)
         threads = [thread.name for thread in threading.enumerate()]
         workers = _count_named(threads, "asyncbridge-worker-")
-        pool = core._pool
+        pool = core._pools.peek()
         idle = min(workers, pool.idle_workers()) if pool is not None else 0
         wrappers = thread_mode_wrappers(mode, loop)
         facts: dict[str, Any] = {

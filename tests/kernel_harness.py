@@ -213,6 +213,19 @@ class Kernel:
             raise RuntimeError("the kernel died; waiting for: " + "; ".join(waiting_for))
 
 
+def usage_error(kernel: Kernel, code: str, *fragments: str) -> str:
+    """Run ``code``: it must fail with a UsageError whose message names every fragment and
+    is shown to the user. Returns the message."""
+    cell = kernel.run(code)
+    assert cell.reply is not None and cell.reply["status"] == "error", cell.describe()
+    assert cell.reply["ename"] == "UsageError", cell.describe()
+    message = str(cell.reply["evalue"])
+    assert message in cell.stderr, cell.describe()  # what the user sees
+    for fragment in fragments:
+        assert fragment in message, message
+    return message
+
+
 def _write_kernelspec(directory: Path, ipython_dir: Path, interrupt_mode: str) -> None:
     spec_dir = directory / KERNEL_NAME
     spec_dir.mkdir(parents=True)

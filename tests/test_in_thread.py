@@ -9,7 +9,7 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from kernel_harness import Kernel, start_kernel
+from kernel_harness import Kernel, start_kernel, usage_error
 
 pytestmark = pytest.mark.kernel
 
@@ -41,14 +41,9 @@ def kernel() -> Iterator[Kernel]:
         yield kernel
 
 
-def usage_error(kernel: Kernel, code: str, *fragments: str) -> None:
+def assert_usage_error(kernel: Kernel, code: str, *fragments: str) -> None:
     """``code`` fails with a UsageError naming ``fragments``, and the kernel is fine after."""
-    cell = kernel.run(code)
-    assert cell.reply is not None and cell.reply["status"] == "error", cell.describe()
-    assert cell.reply["ename"] == "UsageError", cell.describe()
-    for fragment in fragments:
-        assert fragment in cell.reply["evalue"], cell.reply["evalue"]
-        assert fragment in cell.stderr
+    usage_error(kernel, code, *fragments)
     assert kernel.ok("sentinel").result == "'untouched'"
 
 
@@ -191,7 +186,7 @@ def test_each_call_is_counted(kernel: Kernel) -> None:
     ],
 )
 def test_bad_input_is_a_usage_error(kernel: Kernel, code: str, fragments: list[str]) -> None:
-    usage_error(kernel, code, *fragments)
+    assert_usage_error(kernel, code, *fragments)
 
 
 def test_a_refused_coroutine_is_closed_without_a_warning(kernel: Kernel) -> None:
@@ -215,10 +210,10 @@ def test_dollar_and_braces_reach_python_verbatim_in_every_magic(kernel: Kernel) 
     assert kernel.ok("%in_thread '$x {x}'").result == "'$x {x}'"
     assert kernel.ok("%run_async asyncio.sleep(0, '$x {x}')").result == "'$x {x}'"
     # expanded, these lines would read `--timeout 0.5` and run; verbatim they are refused
-    usage_error(kernel, "%%in_thread --timeout $x\npass", "'$x'")
-    usage_error(kernel, "%%in_thread --timeout {x}\npass", "'{x}'")
-    usage_error(kernel, "%%in_new_loop --timeout $x\npass", "'$x'")
-    usage_error(kernel, "%%in_new_loop --timeout {x}\npass", "'{x}'")
+    assert_usage_error(kernel, "%%in_thread --timeout $x\npass", "'$x'")
+    assert_usage_error(kernel, "%%in_thread --timeout {x}\npass", "'{x}'")
+    assert_usage_error(kernel, "%%in_new_loop --timeout $x\npass", "'$x'")
+    assert_usage_error(kernel, "%%in_new_loop --timeout {x}\npass", "'{x}'")
 
 
 @pytest.mark.parametrize("mode", ["nest", "thread"])

@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from kernel_harness import Kernel, start_kernel
+from kernel_harness import Kernel, start_kernel, usage_error
 
 pytestmark = pytest.mark.kernel
 
@@ -39,12 +39,7 @@ def kernel() -> Iterator[Kernel]:
 
 def assert_usage_error(kernel: Kernel, code: str, *fragments: str) -> None:
     """``code`` fails with a UsageError naming ``fragments``, and the kernel is fine after."""
-    cell = kernel.run(code)
-    assert cell.reply is not None and cell.reply["status"] == "error", cell.describe()
-    assert cell.reply["ename"] == "UsageError", cell.describe()
-    for fragment in fragments:
-        assert fragment in cell.reply["evalue"], cell.reply["evalue"]
-        assert fragment in cell.stderr  # what the user sees
+    usage_error(kernel, code, *fragments)
     assert kernel.ok("sentinel").result == "'untouched'"
 
 

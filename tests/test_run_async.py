@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from kernel_harness import Kernel, start_kernel
+from kernel_harness import Kernel, start_kernel, usage_error
 
 pytestmark = pytest.mark.kernel
 
@@ -48,15 +48,6 @@ def mode(kernel: Kernel) -> str:
     result = kernel.ok("%config AsyncBridge.nested_run").result
     assert result is not None
     return result.strip("'")
-
-
-def usage_error(kernel: Kernel, code: str) -> str:
-    """Run ``code``, assert it is a UsageError, return its message."""
-    cell = kernel.run(code)
-    assert cell.reply is not None and cell.reply["status"] == "error", cell.describe()
-    assert cell.reply["ename"] == "UsageError", cell.describe()
-    assert cell.reply["evalue"] in cell.stderr  # shown to the user
-    return str(cell.reply["evalue"])
 
 
 @pytest.mark.parametrize(

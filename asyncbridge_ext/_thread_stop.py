@@ -31,7 +31,7 @@ import sys
 import threading
 from collections.abc import Callable
 from types import FrameType
-from typing import Any
+from typing import Any, TypeGuard
 
 __all__ = ["StopRequested", "Stopper"]
 
@@ -71,19 +71,27 @@ def running_loops(ident: int) -> list[asyncio.AbstractEventLoop]:
     runner_class = getattr(asyncio, "Runner", None)  # Python 3.11+
     loops: list[asyncio.AbstractEventLoop] = []
     while frame is not None:
-        name = frame.f_code.co_name
-        if name in _LOOP_FRAMES:
-            owner = frame.f_locals.get("self")
-            if runner_class is not None and isinstance(owner, runner_class):
-                owner = getattr(owner, "_loop", None)
-            if (
-                isinstance(owner, asyncio.AbstractEventLoop)
-                and owner.is_running()
-                and owner not in loops
-            ):
-                loops.append(owner)
+        if frame.f_code.co_name in _LOOP_FRAMES:
+            # The loop is the method's ``self``, or a ``run`` function's local ``loop``
+            # (uvloop.run on 3.10 keeps its loop there and runs it in C).
+            for owner in (frame.f_locals.get("self"), frame.f_locals.get("loop")):
+                if runner_class is not None and isinstance(owner, runner_class):
+                    owner = getattr(owner, "_loop", None)
+                if _runs_in(owner, ident) and owner not in loops:
+                    loops.append(owner)
         frame = frame.f_back
     return loops
+
+
+def _runs_in(owner: object, ident: int) -> TypeGuard[asyncio.AbstractEventLoop]:
+    """Is ``owner`` an event loop running now, in thread ``ident`` as far as can be told?
+
+    asyncio's own loops record their thread; others (uvloop) do not, and were found in a
+    frame of that thread's stack that runs them.
+    """
+    if not isinstance(owner, asyncio.AbstractEventLoop) or not owner.is_running():
+        return False
+    return getattr(owner, "_thread_id", ident) == ident
 
 
 def _cancel_all_tasks(loop: asyncio.AbstractEventLoop) -> None:

@@ -25,7 +25,6 @@ the function's end and that point, so it never hits the next call.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import logging
 import sys
 import threading
@@ -48,6 +47,8 @@ class StopRequested(KeyboardInterrupt):
 
 def _set_async_exc(ident: int, exc_type: type[BaseException] | None) -> int:
     """Schedule ``exc_type`` in thread ``ident`` (``None``: drop a pending one)."""
+    import ctypes  # only when work is stopped: it costs a few ms at import
+
     pythonapi = getattr(ctypes, "pythonapi", None)
     if pythonapi is None:  # not CPython: no way to raise in another thread
         return 0

@@ -8,7 +8,7 @@ the fresh loop, so the futures it makes belong to the loop that awaits them.
 ``%in_thread`` hands the code to :func:`~asyncbridge_ext.run_in_thread`, which runs it
 on a worker thread where no event loop runs. Options are parsed with IPython's
 magic_arguments; the Python code itself reaches Python exactly as typed (see
-:mod:`asyncbridge_ext._cell_code`).
+:mod:`asyncbridge_ext._magic_code`).
 """
 
 # IPython's magic_arguments has no type hints; its decorators would otherwise be errors.
@@ -32,14 +32,6 @@ from IPython.core.magic import (
 )
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from ._cell_code import (
-    compile_cell,
-    compile_expression,
-    is_coroutine_code,
-    seconds,
-    split_leading_options,
-    take_last_value,
-)
 from ._expression import (
     ExpressionRejected,
     LoopTasks,
@@ -49,6 +41,14 @@ from ._expression import (
     execute_on_this_loop,
     foreign_future_message,
     run_cell_code,
+)
+from ._magic_code import (
+    compile_cell,
+    compile_expression,
+    is_coroutine_code,
+    seconds,
+    split_leading_options,
+    take_last_value,
 )
 from ._waiting import DEFAULT_CANCEL_GRACE
 from .activity import ACTIVITY

@@ -11,10 +11,10 @@ takes; this module holds the two things a route does:
   call, keeps objects bound to the thread (a sqlite3 connection) usable, and keeps
   asyncio's own SIGINT handling (``asyncio.Runner`` cancels its main task on Ctrl-C in the
   main thread, so ``finally`` blocks run).
-- :class:`OffMainInterrupts` does the same off the main thread (an ipykernel 7 subshell),
+- :func:`serve_off_main` does the same off the main thread (an ipykernel 7 subshell),
   where no SIGINT arrives: while the call runs, a kernel interrupt (delivered through
   :data:`~asyncbridge_ext._interrupts.INTERRUPTS`) cancels the tasks of the loops the call
-  started, so their ``finally`` blocks run, and the call raises ``KeyboardInterrupt``.
+  runs, so their ``finally`` blocks run, and the call raises ``KeyboardInterrupt``.
 - :func:`refusal` builds the error for a call that only a re-entrant loop can serve.
 """
 
@@ -28,13 +28,14 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 from ._interrupts import INTERRUPTS
+from ._thread_stop import cancel_all_tasks, running_loops
 
 __all__ = [
-    "OffMainInterrupts",
     "as_coroutine_for_run",
     "bound_loop",
     "refusal",
     "run_with_loop_paused",
+    "serve_off_main",
 ]
 
 T = TypeVar("T")
@@ -92,69 +93,49 @@ def run_with_loop_paused(
             events.set_event_loop(thread_loop)
 
 
-def _cancel_all_tasks(loop: asyncio.AbstractEventLoop) -> None:
-    for task in asyncio.all_tasks(loop):
-        task.cancel()
+def _loops_inside(
+    ident: int, running: asyncio.AbstractEventLoop
+) -> list[asyncio.AbstractEventLoop]:
+    """The loops running in thread ``ident`` inside ``running`` (which stays untouched)."""
+    loops = running_loops(ident)  # innermost first
+    return loops[: loops.index(running)] if running in loops else loops
 
 
-class OffMainInterrupts:
-    """Make nested runs served off the main thread interruptible (use :data:`OFF_MAIN`).
+def serve_off_main(
+    running: asyncio.AbstractEventLoop, call: Callable[..., T], *args: Any, **kwargs: Any
+) -> T:
+    """:func:`run_with_loop_paused`, plus: a kernel interrupt cancels the call's tasks.
 
-    ``loops`` maps a thread to the loops its nested run has started (innermost last);
-    the ``run_forever`` wrapper of :mod:`~asyncbridge_ext.thread_mode` adds and removes
-    them (every asyncio loop runs through ``run_forever``). Loops that are not asyncio's
-    (uvloop) are not seen, and are not interrupted.
+    Runs on a thread other than the main one (an ipykernel 7 subshell), where no SIGINT
+    arrives. On interrupt (called on the main thread by
+    :meth:`~asyncbridge_ext._interrupts.Interrupts.interrupt_off_main`) every task of the
+    loops running in this thread inside ``running`` is cancelled from that loop's own
+    thread (``call_soon_threadsafe``); the loops are found from this thread's stack, as
+    :func:`~asyncbridge_ext.run_in_thread` finds them. Once the call has returned or
+    raised, with those ``finally`` blocks run, ``KeyboardInterrupt`` is raised here.
     """
+    __tracebackhide__ = True
+    ident = threading.get_ident()
+    interrupted: list[bool] = []
 
-    def __init__(self) -> None:
-        self.loops: dict[int, list[asyncio.AbstractEventLoop]] = {}
+    def on_interrupt() -> None:
+        interrupted.append(True)
+        for loop in _loops_inside(ident, running):
+            try:
+                loop.call_soon_threadsafe(cancel_all_tasks, loop)
+            except RuntimeError:
+                pass  # closed meanwhile: that run is over
 
-    def serve(
-        self, running: asyncio.AbstractEventLoop, call: Callable[..., T], *args: Any, **kwargs: Any
-    ) -> T:
-        """:func:`run_with_loop_paused`, plus: a kernel interrupt cancels the call's tasks.
-
-        Runs on a thread other than the main one. On interrupt (called on the main thread
-        by :meth:`~asyncbridge_ext._interrupts.Interrupts.interrupt_off_main`) every task
-        of the loops the call runs is cancelled from that loop's own thread
-        (``call_soon_threadsafe``); once the call has returned or raised, with those
-        ``finally`` blocks run, ``KeyboardInterrupt`` is raised here.
-        """
-        __tracebackhide__ = True
-        ident = threading.get_ident()
-        started: list[asyncio.AbstractEventLoop] = []
-        interrupted: list[bool] = []
-
-        def on_interrupt() -> None:
-            interrupted.append(True)
-            for loop in list(started):
-                try:
-                    loop.call_soon_threadsafe(_cancel_all_tasks, loop)
-                except RuntimeError:
-                    pass  # closed meanwhile: that run is over
-
-        outer = self.loops.get(ident)
-        self.loops[ident] = started
+    with INTERRUPTS.target(on_interrupt):
         try:
-            with INTERRUPTS.target(on_interrupt):
-                try:
-                    result = run_with_loop_paused(running, call, *args, **kwargs)
-                except asyncio.CancelledError:
-                    if interrupted:
-                        raise KeyboardInterrupt from None
-                    raise
-                if interrupted:
-                    raise KeyboardInterrupt
-                return result
-        finally:
-            if outer is None:
-                self.loops.pop(ident, None)
-            else:
-                self.loops[ident] = outer
-
-
-#: The process-wide record of loops started by nested runs off the main thread.
-OFF_MAIN = OffMainInterrupts()
+            result = run_with_loop_paused(running, call, *args, **kwargs)
+        except asyncio.CancelledError:
+            if interrupted:
+                raise KeyboardInterrupt from None
+            raise
+        if interrupted:
+            raise KeyboardInterrupt
+        return result
 
 
 def bound_loop(awaitable: Any) -> asyncio.AbstractEventLoop | None:

@@ -95,7 +95,7 @@ def _runs_in(owner: object, ident: int) -> TypeGuard[asyncio.AbstractEventLoop]:
     return getattr(owner, "_thread_id", ident) == ident
 
 
-def _cancel_all_tasks(loop: asyncio.AbstractEventLoop) -> None:
+def cancel_all_tasks(loop: asyncio.AbstractEventLoop) -> None:
     """Cancel every unfinished task of ``loop``. Runs on that loop's thread."""
     for task in asyncio.all_tasks(loop):
         task.cancel()
@@ -147,7 +147,7 @@ class Stopper:
             return  # not started (it will not start) or already ended
         loops = _loops_in(ident)
         for loop in loops:
-            _call_soon(loop, _cancel_all_tasks, loop)
+            _call_soon(loop, cancel_all_tasks, loop)
         if loops:
             logger.debug("cancelling the tasks of %d loop(s) in thread %d", len(loops), ident)
         else:

@@ -34,7 +34,7 @@ or by the library that made it. Ctrl-C in the main thread is asyncio's own handl
 (``asyncio.run`` and ``Runner`` cancel their task and run its ``finally`` blocks before
 ``KeyboardInterrupt``). Off the main thread (ipykernel 7 subshells), where no SIGINT
 arrives, a kernel interrupt delivered through ``INTERRUPTS`` cancels the tasks of the
-nested loops (:class:`~asyncbridge_ext._routing.OffMainInterrupts`). A refused future is
+nested loops (:func:`~asyncbridge_ext._routing.serve_off_main`). A refused future is
 cancelled, so the library's work does not start later on its own.
 
 Modes "thread" and "auto" patch nothing of the nest kind until a call needs it (auto) or
@@ -54,7 +54,13 @@ from asyncio import events
 from collections.abc import Callable
 from typing import Any
 
-from ._routing import OFF_MAIN, as_coroutine_for_run, bound_loop, refusal, run_with_loop_paused
+from ._routing import (
+    as_coroutine_for_run,
+    bound_loop,
+    refusal,
+    run_with_loop_paused,
+    serve_off_main,
+)
 from .activity import ACTIVITY
 from .nest import NestAsyncio, NestBackend
 
@@ -255,22 +261,11 @@ class _NestedRunRedirect:
 
             return functools.wraps(original)(run_until_complete)
 
-        started_off_main = OFF_MAIN.loops
-
         def run_forever(loop: Any) -> Any:
             __tracebackhide__ = True
             running = _get_running_loop()
             if running is None:
-                if not started_off_main:  # the common case: one dict truth test
-                    return original(loop)
-                started = started_off_main.get(threading.get_ident())
-                if started is None:
-                    return original(loop)
-                started.append(loop)  # a nested run off the main thread: interruptible
-                try:
-                    return original(loop)
-                finally:
-                    started.remove(loop)
+                return original(loop)
             return route(running, loop, None, "loop.run_forever()", original, (loop,))
 
         return functools.wraps(original)(run_forever)
@@ -302,7 +297,7 @@ class _NestedRunRedirect:
         ACTIVITY.count("nested_run.same_thread")
         if threading.get_ident() == _MAIN_THREAD_IDENT:
             return run_with_loop_paused(running, call, *args, **(kwargs or {}))
-        return OFF_MAIN.serve(running, call, *args, **(kwargs or {}))
+        return serve_off_main(running, call, *args, **(kwargs or {}))
 
     def _run_reentrant(self, running: asyncio.AbstractEventLoop, awaitable: Any, what: str) -> Any:
         """Wait for ``awaitable`` (or run ``running`` on) re-entrantly, or refuse."""

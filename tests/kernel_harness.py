@@ -187,6 +187,16 @@ class Kernel:
     def interrupt(self) -> None:
         self.manager.interrupt_kernel()
 
+    def interrupt_once_running(self, cell: Cell, marker: str, timeout: float = 30.0) -> None:
+        """Wait for ``marker`` (proof the cell is running), interrupt the kernel, and wait
+        for the cell to end with KeyboardInterrupt."""
+        self.wait_for_stdout(cell, marker)
+        self.interrupt()
+        self.wait([cell], timeout=timeout)
+        assert cell.error is not None and cell.error["ename"] == "KeyboardInterrupt", (
+            cell.describe()
+        )
+
     def _pump(self, deadline: float, waiting_for: list[str]) -> None:
         """Route one iopub or shell message to its cell."""
         remaining = deadline - time.monotonic()

@@ -270,12 +270,7 @@ def test_interrupt_runs_finally_and_the_next_cell_works(magic: str) -> None:
     with start_kernel() as kernel:
         kernel.ok("import asyncio\nstate = {}\n%load_ext asyncbridge_ext")
         cell = kernel.submit(INTERRUPTIBLE[magic])
-        kernel.wait_for_stdout(cell, "coroutine started")
-        kernel.interrupt()
-        kernel.wait([cell], timeout=30)
-        assert cell.error is not None and cell.error["ename"] == "KeyboardInterrupt", (
-            cell.describe()
-        )
+        kernel.interrupt_once_running(cell, "coroutine started")
         assert kernel.ok("state").result == "{'finally ran': True}"
         assert kernel.ok("%run_async asyncio.sleep(0, result='next')").result == "'next'"
 

@@ -233,12 +233,7 @@ def test_interrupt_cancels_a_loop_running_in_the_thread(mode: str) -> None:
             "        state.append('finally ran')\n"
             "asyncio.run(slow())\n"
         )
-        kernel.wait_for_stdout(cell, "coroutine started")
-        kernel.interrupt()
-        kernel.wait([cell], timeout=30)
-        assert cell.error is not None and cell.error["ename"] == "KeyboardInterrupt", (
-            cell.describe()
-        )
+        kernel.interrupt_once_running(cell, "coroutine started")
         assert kernel.ok("state").result == "['finally ran']"
         assert kernel.ok("%in_thread asyncio.run(asyncio.sleep(0, 'next'))").result == "'next'"
 
@@ -253,12 +248,7 @@ def test_interrupt_stops_a_plain_python_busy_loop() -> None:
             "    if count[0] == 1000:\n"
             "        print('looping', flush=True)\n"
         )
-        kernel.wait_for_stdout(cell, "looping")
-        kernel.interrupt()
-        kernel.wait([cell], timeout=30)
-        assert cell.error is not None and cell.error["ename"] == "KeyboardInterrupt", (
-            cell.describe()
-        )
+        kernel.interrupt_once_running(cell, "looping")
         # the counter no longer moves: the loop itself stopped, not only the wait for it
         cell = kernel.ok("first = count[0]\ntime.sleep(0.3)\nfirst > 0, count[0] == first")
         assert cell.result == "(True, True)"

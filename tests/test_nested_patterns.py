@@ -185,12 +185,7 @@ def test_interrupting_a_nested_run_runs_its_finally(mode: str) -> None:
             "        state['finally ran'] = True\n"
             "asyncio.run(slow())"
         )
-        kernel.wait_for_stdout(cell, "coroutine started")
-        kernel.interrupt()
-        kernel.wait([cell], timeout=30)
-        assert cell.error is not None and cell.error["ename"] == "KeyboardInterrupt", (
-            cell.describe()
-        )
+        kernel.interrupt_once_running(cell, "coroutine started")
         assert kernel.ok("state").result == "{'finally ran': True}"
         assert kernel.ok("asyncio.run(asyncio.sleep(0, result='next'))").result == "'next'"
 

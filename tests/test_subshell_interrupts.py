@@ -79,9 +79,7 @@ def test_interrupt_reaches_a_subshell_while_the_main_shell_is_idle(
     subshell = kernel.create_subshell()
     label = f"idle-{what}"
     cell = kernel.submit(BRIDGED[what].format(label=label), subshell)
-    kernel.wait_for_stdout(cell, f"started {label}")
-    kernel.interrupt()
-    kernel.wait([cell], timeout=15)
+    kernel.interrupt_once_running(cell, f"started {label}", timeout=15)
     assert_interrupted(cell, label)
     assert_both_shells_go_on(kernel, subshell)
 
@@ -133,9 +131,7 @@ def test_an_interrupt_request_message_reaches_a_subshell_too() -> None:
         kernel.ok(SLOW_COROUTINE)
         subshell = kernel.create_subshell()
         cell = kernel.submit(BRIDGED["run_async"].format(label="message"), subshell)
-        kernel.wait_for_stdout(cell, "started message")
-        kernel.interrupt()
-        kernel.wait([cell], timeout=15)
+        kernel.interrupt_once_running(cell, "started message", timeout=15)
         assert_interrupted(cell, "message")
         assert_both_shells_go_on(kernel, subshell)
 
@@ -160,9 +156,7 @@ def test_loaded_from_a_subshell_the_forwarding_is_installed_on_the_main_thread()
         kernel.ok("%load_ext asyncbridge_ext", subshell_id=subshell)
         kernel.ok(SLOW_COROUTINE, subshell_id=subshell)
         cell = kernel.submit(BRIDGED["run_async"].format(label="loaded-here"), subshell)
-        kernel.wait_for_stdout(cell, "started loaded-here")
-        kernel.interrupt()
-        kernel.wait([cell], timeout=15)
+        kernel.interrupt_once_running(cell, "started loaded-here", timeout=15)
         assert_interrupted(cell, "loaded-here")
         assert_both_shells_go_on(kernel, subshell)
 

@@ -27,15 +27,6 @@ _PIP = {
     "nest_asyncio2": "pip install 'nest-asyncio2>=1.7.3'",
     "nest_asyncio": "pip install 'asyncbridge-ext[nest-asyncio]'",
 }
-_MIN_NEST_ASYNCIO2 = (1, 7, 3)
-
-
-def _version_tuple(text: str) -> tuple[int, ...]:
-    parts = []
-    for piece in text.split(".")[:3]:
-        digits = "".join(ch for ch in piece if ch.isdigit())
-        parts.append(int(digits or 0))
-    return tuple(parts)
 
 
 class _NestAsyncio:
@@ -196,12 +187,10 @@ class _NestAsyncio:
 
 
 def _installed_version(distribution: str) -> str:
-    from importlib import metadata  # costs ~20 ms: only on the rare paths that need it
+    # environment.py imports importlib.metadata (~20 ms): only on the rare paths that need it.
+    from .environment import installed_version
 
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return "0"
+    return installed_version(distribution) or "0"
 
 
 def _import_backend(name: str) -> Any:
@@ -214,8 +203,10 @@ def _import_backend(name: str) -> Any:
             f"installed. Install it with: {_PIP[name]}"
         ) from exc
     if name == "nest_asyncio2":
+        from .environment import MIN_NEST_ASYNCIO2, version_tuple
+
         version = _installed_version("nest-asyncio2")
-        if _version_tuple(version) < _MIN_NEST_ASYNCIO2:
+        if version_tuple(version) < MIN_NEST_ASYNCIO2:
             raise ImportError(
                 f"nest-asyncio2 {version} is installed, but versions before 1.7.3 drop the "
                 "cells queued behind a nested asyncio.run on ipykernel 7. Upgrade it with: "

@@ -3,7 +3,9 @@
 ``%load_ext asyncbridge_ext`` (or ``c.InteractiveShellApp.extensions = ["asyncbridge_ext"]``
 in a config file) calls :func:`load`: it reads the ``AsyncBridge`` options, sets up nested
 runs as ``AsyncBridge.nested_run`` says, registers ``%run_async``, ``%%in_new_loop``,
-``%%in_thread``/``%in_thread`` and ``%asyncbridge``, a ``pre_run_cell`` guard
+``%%in_thread``/``%in_thread`` and ``%asyncbridge``, the cell hooks of
+:class:`~asyncbridge_ext.cell_watch.CellWatch` (the kernel's running loop put back after
+a cell that replaced it, a pointer to the fix after a known refusal), a ``pre_run_cell`` guard
 (:class:`_NestedRunGuard`: before every cell, a patch of the archived nest_asyncio is
 replaced by nest-asyncio2, and the nested-run wrappers are put back if another library
 replaced them), and (in a kernel with subshells) lets "Interrupt kernel" reach bridged
@@ -20,6 +22,7 @@ import sys
 from asyncio import events
 from typing import Any, cast
 
+from .cell_watch import CellWatch
 from .config import AsyncBridge, bridge_for_shell
 from .diagnostics import Diagnostics
 from .magics import AsyncBridgeMagics
@@ -61,6 +64,8 @@ def load(shell: Any) -> None:
     shell.configurables.append(bridge)
     magics.guard = guard
     shell.events.register("pre_run_cell", guard)
+    magics.cell_watch = CellWatch(bridge)
+    magics.cell_watch.register(shell.events)
     magics.diagnostics = Diagnostics(shell, bridge)
     magics.diagnostics.start()
 
@@ -94,6 +99,9 @@ def unload(shell: Any) -> None:
             shell.events.unregister("pre_run_cell", guard)
         except ValueError:
             pass  # someone removed it already
+    if magics.cell_watch is not None:
+        magics.cell_watch.unregister(shell.events)
+        magics.cell_watch = None
     bridge.unobserve(_nested_run_changed, names="nested_run")
     while bridge in shell.configurables:
         shell.configurables.remove(bridge)

@@ -76,6 +76,8 @@ class AsyncBridgeMagics(Magics):
         self.displaced: dict[tuple[str, str], Any] = {}
         #: The extension's pre_run_cell hook, unregistered on unload.
         self.guard: Any = None
+        #: The extension's per-cell hooks (CellWatch), unregistered on unload.
+        self.cell_watch: Any = None
 
     def _timeout(self, args: argparse.Namespace) -> float | None:
         timeout: float | None = args.timeout

@@ -1,0 +1,93 @@
+"""In real kernels, every mode: a library that leaves another loop as the kernel thread's
+running loop no longer wedges the kernel, and known refusals point to %%in_thread.
+
+The "library" is asyncio and threads only: an object made in a %%in_thread cell whose
+loop runs in a thread of its own. Used from a plain cell it does what Playwright's sync
+API does there: it makes its loop the running loop of the calling thread, then fails.
+Every case has cells queued behind it, sent with stop_on_error=False; a kernel that
+stops answering fails the test with the cells still waiting, and is shut down.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from kernel_harness import Cell, Kernel, start_kernel
+
+pytestmark = pytest.mark.kernel
+
+MODES = ("nest", "thread", "auto", "off")
+
+LIBRARY = '''
+import asyncio, threading
+
+class Page:
+    """Bound to the thread that made it and to a loop running in a thread of its own."""
+
+    def __init__(self):
+        self.owner = threading.current_thread()
+        self.loop = asyncio.new_event_loop()
+        started = threading.Event()
+        self.loop.call_soon(started.set)
+        threading.Thread(target=self.loop.run_forever, name="library-loop", daemon=True).start()
+        started.wait(10)
+
+    def title(self):
+        if threading.current_thread() is not self.owner:
+            # What Playwright's dispatcher leaves behind when called from another thread.
+            asyncio.events._set_running_loop(self.loop)
+            raise RuntimeError("Cannot switch to a different thread")
+        async def read():
+            return "Example Domain"
+        return asyncio.run_coroutine_threadsafe(read(), self.loop).result(10)
+'''
+
+HIJACK_HINT = "belongs to that %%in_thread worker thread"
+
+
+@pytest.fixture(params=MODES)
+def kernel(request: pytest.FixtureRequest) -> Iterator[Kernel]:
+    with start_kernel() as kernel:
+        kernel.ok(
+            f"%load_ext asyncbridge_ext\n%config AsyncBridge.nested_run = {request.param!r}"
+        )
+        kernel.ok("%%in_thread\n" + LIBRARY + "page = Page()\n")
+        yield kernel
+
+
+def wait_or_wedged(kernel: Kernel, cells: list[Cell], timeout: float = 30.0) -> None:
+    try:
+        kernel.wait(cells, timeout)
+    except TimeoutError as exc:
+        pytest.fail(f"the kernel is wedged: queued cells got no reply. {exc}")
+
+
+def test_a_foreign_running_loop_is_put_back_and_queued_cells_reply(kernel: Kernel) -> None:
+    cells = [
+        kernel.submit(code, stop_on_error=False)
+        for code in (
+            "page.title()",  # a sync cell
+            "print('next')",
+            "import asyncio\nawait asyncio.sleep(0.01)\nprint('awaited')",
+            "await asyncio.sleep(0)\npage.title()",  # an async cell
+            "print(asyncio.get_running_loop() is not page.loop)",
+            "title = %in_thread page.title()\nprint(title)",
+        )
+    ]
+    wait_or_wedged(kernel, cells)
+    sync_cell, nxt, awaited, async_cell, loop_check, in_thread = cells
+    for failed in (sync_cell, async_cell):
+        assert failed.status == "error", failed.describe()
+        assert failed.reply is not None and failed.reply["evalue"] == (
+            "Cannot switch to a different thread"  # the user's exception, unchanged
+        )
+        assert HIJACK_HINT in failed.stderr, failed.describe()
+        assert "`%in_thread EXPR`" in failed.stderr and "`%%in_thread` cell" in failed.stderr
+        assert "'library-loop'" in failed.stderr, failed.describe()
+    assert nxt.stdout == "next\n", nxt.describe()
+    assert awaited.stdout == "awaited\n", awaited.describe()
+    assert loop_check.stdout == "True\n", loop_check.describe()
+    assert in_thread.stdout == "Example Domain\n", in_thread.describe()
+    for cell in (nxt, awaited, loop_check, in_thread):
+        assert HIJACK_HINT not in cell.stderr, cell.describe()

@@ -48,10 +48,9 @@ HIJACK_HINT = "belongs to that %%in_thread worker thread"
 
 @pytest.fixture(params=MODES)
 def kernel(request: pytest.FixtureRequest) -> Iterator[Kernel]:
-    with start_kernel() as kernel:
-        kernel.ok(
-            f"%load_ext asyncbridge_ext\n%config AsyncBridge.nested_run = {request.param!r}"
-        )
+    # The mode from a config file: a nest patch applied at load would outlive %config.
+    with start_kernel(kernel_config=f"c.AsyncBridge.nested_run = {request.param!r}") as kernel:
+        kernel.ok("%load_ext asyncbridge_ext")
         kernel.ok("%%in_thread\n" + LIBRARY + "page = Page()\n")
         yield kernel
 
@@ -91,3 +90,62 @@ def test_a_foreign_running_loop_is_put_back_and_queued_cells_reply(kernel: Kerne
     assert in_thread.stdout == "Example Domain\n", in_thread.describe()
     for cell in (nxt, awaited, loop_check, in_thread):
         assert HIJACK_HINT not in cell.stderr, cell.describe()
+
+
+REFUSALS = {
+    "gql": "raise AssertionError(\"Cannot run client.execute(query) if an asyncio loop is "
+    "running. Use 'await client.execute_async(query)' instead.\")",
+    "openai-agents": "raise RuntimeError('AgentRunner.run_sync() cannot be called when an "
+    "event loop is already running.')",
+    "anyio": "raise RuntimeError('Already running asyncio in this thread')",
+    "asgiref": "raise RuntimeError('You cannot use AsyncToSync in the same thread as an "
+    "async event loop - just await the async function directly.')",
+    "playwright": "raise type('Error', (Exception,), {'__module__': 'playwright._impl._errors'})"
+    "('It looks like you are using Playwright Sync API inside the asyncio loop.\\n"
+    "Please use the Async API instead.')",
+}
+
+
+def hint_lines(cell: Cell) -> list[str]:
+    return [line for line in cell.stderr.splitlines() if line.startswith("asyncbridge_ext: ")]
+
+
+def test_each_refusal_prints_one_pointer_after_its_traceback(kernel: Kernel) -> None:
+    refusing = [kernel.submit(code, stop_on_error=False) for code in REFUSALS.values()]
+    unrelated = kernel.submit(
+        "raise RuntimeError('Already running asyncio here')", stop_on_error=False
+    )
+    after = kernel.submit("print('still here')", stop_on_error=False)
+    wait_or_wedged(kernel, [*refusing, unrelated, after])
+    for cell in refusing:
+        assert cell.status == "error", cell.describe()
+        lines = hint_lines(cell)
+        assert len(lines) == 1, cell.describe()
+        assert "`%in_thread EXPR`" in lines[0] and "`%%in_thread` cell" in lines[0]
+        assert cell.reply is not None  # the user's exception, unchanged:
+        assert cell.reply["evalue"].replace("\n", "\\n") in cell.code, cell.describe()
+    assert unrelated.status == "error" and hint_lines(unrelated) == [], unrelated.describe()
+    assert after.stdout == "still here\n" and hint_lines(after) == [], after.describe()
+
+
+def test_a_nested_asyncio_run_in_off_mode_names_the_modes(kernel: Kernel) -> None:
+    mode = kernel.ok("%config AsyncBridge.nested_run").result
+    cells = [
+        kernel.submit(code, stop_on_error=False)
+        for code in (
+            "async def answer():\n    return 42\nasyncio.run(answer())",
+            "asyncio.get_event_loop().run_until_complete(answer())",
+            "print('still here')",
+        )
+    ]
+    wait_or_wedged(kernel, cells)
+    run, run_until_complete, after = cells
+    if mode != "'off'":
+        assert run.result == "42" and hint_lines(run) == [], run.describe()
+        assert run_until_complete.result == "42", run_until_complete.describe()
+    else:
+        for cell in (run, run_until_complete):
+            assert cell.status == "error", cell.describe()
+            lines = hint_lines(cell)
+            assert len(lines) == 1 and '"thread"' in lines[0] and '"nest"' in lines[0]
+    assert after.stdout == "still here\n", after.describe()

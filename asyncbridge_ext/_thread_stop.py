@@ -4,11 +4,16 @@ Python cannot kill a thread; this module does the two things that can stop the c
 running in one. Both are requested from the caller's thread (after a timeout or a
 Ctrl-C) and act on the worker thread:
 
-1. :meth:`Stopper.stop` first looks for asyncio event loops running in the worker (the
-   function called ``asyncio.run``, ``loop.run_until_complete`` or ``run_forever``, or
-   a library did) and cancels all their tasks, thread-safely through
-   ``call_soon_threadsafe``. The tasks' ``finally`` blocks run on that loop as usual.
-   With no loop there, it goes on to step 2 at once.
+1. :meth:`Stopper.stop` first looks for what the worker waits for on an asyncio event
+   loop running there: the future of each ``loop.run_until_complete(...)`` on its stack
+   (the function called it, or a library did; ``asyncio.run`` and ``asyncio.Runner``
+   do, with their main task). It cancels those only, thread-safely through
+   ``call_soon_threadsafe``; their ``finally`` blocks run on that loop as usual, and the
+   loop's other tasks (a library's connection or heartbeat task) stay alive, as after
+   Ctrl-C in a script, so the library's session stays usable. ``asyncio.run`` then
+   shuts its loop down as it does on Ctrl-C (remaining tasks cancelled, loop closed).
+   A loop found running with no such future (``run_forever``, or one run from C) gets
+   all its tasks cancelled. With no loop there, it goes on to step 2 at once.
 2. :meth:`Stopper.raise_in_function` makes the worker raise :class:`StopRequested` at
    its next Python bytecode (``PyThreadState_SetAsyncExc``), and wakes the loops
    running there so that one idle in its selector runs that bytecode at once. The
@@ -95,6 +100,43 @@ def _runs_in(owner: object, ident: int) -> TypeGuard[asyncio.AbstractEventLoop]:
     return getattr(owner, "_thread_id", ident) == ident
 
 
+#: Where a loop's run keeps the future it runs until: asyncio's ``run_until_complete``
+#: (``future``), nest-asyncio2's (``f``), ``asyncio.Runner.run`` (``task``).
+_WAITED_NAMES = ("future", "f", "task")
+
+
+def waited_futures(ident: int) -> list[tuple[asyncio.AbstractEventLoop, asyncio.Future[Any]]]:
+    """What thread ``ident`` waits for: each ``run_until_complete`` future, innermost first.
+
+    Walks the thread's stack as :func:`running_loops` does; for each frame of a loop's
+    ``run_until_complete`` (or of ``asyncio.Runner.run``) whose loop runs in that thread,
+    the unfinished future it runs until. Called from another thread; it only reads.
+    """
+    frame: FrameType | None = sys._current_frames().get(ident)
+    runner_class = getattr(asyncio, "Runner", None)  # Python 3.11+
+    found: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[Any]]] = []
+    while frame is not None:
+        name = frame.f_code.co_name
+        owner = frame.f_locals.get("self")
+        if name == "run" and runner_class is not None and isinstance(owner, runner_class):
+            owner = getattr(owner, "_loop", None)
+        elif name != "run_until_complete":
+            owner = None
+        if owner is not None and _runs_in(owner, ident):
+            for local in _WAITED_NAMES:
+                future = frame.f_locals.get(local)
+                if (
+                    asyncio.isfuture(future)
+                    and not future.done()
+                    and future.get_loop() is owner
+                    and all(future is not seen for _, seen in found)
+                ):
+                    found.append((owner, future))
+                    break
+        frame = frame.f_back
+    return found
+
+
 def cancel_all_tasks(loop: asyncio.AbstractEventLoop) -> None:
     """Cancel every unfinished task of ``loop``. Runs on that loop's thread."""
     for task in asyncio.all_tasks(loop):
@@ -139,12 +181,18 @@ class Stopper:
                 _set_async_exc(self._ident, None)
 
     def stop(self) -> None:
-        """Cancel the tasks of the loops running in the function, or else raise in it."""
+        """Cancel what the function waits for on a loop, or all tasks of its loops, or raise."""
         with self._lock:
             self._stop_requested = True
             ident = self._ident if self._running else None
         if ident is None:
             return  # not started (it will not start) or already ended
+        waited = _waited_in(ident)
+        for loop, future in waited:
+            _call_soon(loop, future.cancel)
+        if waited:
+            logger.debug("cancelling %d awaited future(s) in thread %d", len(waited), ident)
+            return
         loops = _loops_in(ident)
         for loop in loops:
             _call_soon(loop, cancel_all_tasks, loop)
@@ -176,6 +224,14 @@ def _loops_in(ident: int) -> list[asyncio.AbstractEventLoop]:
         return running_loops(ident)
     except Exception:  # reading another thread's frames must not stop the stopping
         logger.debug("could not look for loops in thread %d", ident, exc_info=True)
+        return []
+
+
+def _waited_in(ident: int) -> list[tuple[asyncio.AbstractEventLoop, asyncio.Future[Any]]]:
+    try:
+        return waited_futures(ident)
+    except Exception:  # as in _loops_in
+        logger.debug("could not look for awaited futures in thread %d", ident, exc_info=True)
         return []
 
 

@@ -277,3 +277,41 @@ def test_work_blocked_in_a_c_call_is_abandoned_after_the_grace_period(
     assert not first.is_alive()
     assert not any(first.name in what for what in ACTIVITY.abandoned_running())
     assert thread_pool().status()["abandoned"] == 0
+
+
+def test_a_timeout_stops_the_call_and_leaves_a_library_session_alive() -> None:
+    from library_session import Session
+
+    session = run_in_thread(Session)
+    started = threading.Event()
+    with pytest.raises(TimeoutError, match="its finally blocks ran"):
+        run_in_thread(session.wait, 60, started, timeout=0.3)
+    assert started.is_set() and session.waits_cleaned_up == 1
+    assert not session.connection.done()  # the library's own task was not cancelled
+    assert run_in_thread(session.ping, timeout=5) == "pong"
+    run_in_thread(session.close)
+
+
+def test_asyncio_run_keeps_its_own_shutdown_on_timeout() -> None:
+    finally_ran: list[str] = []
+    started = threading.Event()
+
+    async def background() -> None:
+        try:
+            await asyncio.sleep(60)
+        finally:
+            finally_ran.append("background")
+
+    async def main() -> None:
+        task = asyncio.get_running_loop().create_task(background())
+        try:
+            started.set()
+            await asyncio.sleep(60)
+        finally:
+            finally_ran.append("main")
+            del task
+
+    with pytest.raises(TimeoutError, match="its finally blocks ran"):
+        run_in_thread(asyncio.run, main(), timeout=0.3)
+    # The main task was cancelled; asyncio.run then cancelled the rest as it shut down.
+    assert started.is_set() and sorted(finally_ran) == ["background", "main"]

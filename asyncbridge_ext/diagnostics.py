@@ -106,6 +106,7 @@ class Diagnostics:
             "nest_asyncio": _nest_asyncio_version(),
             "mode": mode,
             "nest_patch": nest_patch or "none",
+            "nest_patch_cause": _nest_patch_cause(),
             "kernel_loop": _class_name(loop) if loop is not None else "none running",
             "kernel_loop_reentrant": bool(getattr(type(loop), "_nest_patched", False)),
             "thread_wrappers": wrappers,
@@ -169,6 +170,17 @@ def _findings(facts: dict[str, Any], loop: asyncio.AbstractEventLoop | None) -> 
                 "patched by nest-asyncio2 and nest_asyncio.apply() changes nothing.",
             )
         )
+    if facts["mode"] in ("thread", "auto") and NestAsyncio.applied_for is not None:
+        findings.append(
+            Finding(
+                f"a library called nest_asyncio.apply() at {NestAsyncio.applied_for}, so "
+                "asyncbridge_ext nest-patched the kernel's loop (with nest-asyncio2) although "
+                f"nested_run is {facts['mode']!r}; the patch lasts until the kernel restarts, "
+                "and asyncio in the kernel runs at nest mode's speed until then.",
+                "restart the kernel for an unpatched loop; if that library always needs it, "
+                "nested_run = 'nest' says so from the start.",
+            )
+        )
     if facts["mode"] == "nest" and loop is not None and not facts["kernel_loop_reentrant"]:
         if isinstance(loop, asyncio.BaseEventLoop):
             findings.append(
@@ -208,6 +220,13 @@ def _findings(facts: dict[str, Any], loop: asyncio.AbstractEventLoop | None) -> 
             )
         )
     return findings
+
+
+def _nest_patch_cause() -> str:
+    """Who made asyncbridge_ext patch asyncio, when a library's nest_asyncio.apply() did."""
+    if NestAsyncio.applied_for is None:
+        return "none"
+    return f"nest_asyncio.apply() at {NestAsyncio.applied_for} (lasts until restart)"
 
 
 def _count_named(names: list[str], prefix: str) -> int:

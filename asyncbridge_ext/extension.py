@@ -205,12 +205,13 @@ class _NestedRunGuard:
         NestAsyncio.release_archived_apply()
 
     def _tell_intercepted(self) -> None:
+        where = NestAsyncio.applied_for or "an unknown place"
         self._tell_once(
             "intercepted",
-            "asyncbridge_ext: a library called nest_asyncio.apply() (the archived "
-            "nest_asyncio, which loses the cells queued behind a nested run on ipykernel 7); "
-            "applied nest-asyncio2 instead. The loop stays re-entrant until the kernel "
-            "restarts.",
+            f"asyncbridge_ext: a library called nest_asyncio.apply() (at {where}; the "
+            "archived nest_asyncio, which loses the cells queued behind a nested run on "
+            "ipykernel 7); applied nest-asyncio2 instead. The loop stays re-entrant until "
+            "the kernel restarts.",
         )
         if self.bridge.nested_run in ("thread", "auto"):
             NestedRunRedirect.restore()  # nest-asyncio2 replaced asyncio.run

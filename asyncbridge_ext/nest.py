@@ -40,6 +40,9 @@ class _NestAsyncio:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        #: Where a library called the intercepted ``nest_asyncio.apply()`` that made us
+        #: patch asyncio (``"module, line N"``), or None. The patch outlives the call.
+        self.applied_for: str | None = None
 
     @property
     def backend(self) -> str | None:
@@ -170,8 +173,11 @@ class _NestAsyncio:
         def apply(loop: asyncio.AbstractEventLoop | None = None) -> None:
             already = loop is None and self.is_applied
             self.apply_once(loop, backend="nest_asyncio2")
-            if on_call is not None and not already:
-                on_call()
+            if not already:
+                if self.applied_for is None:
+                    self.applied_for = _call_site(sys._getframe(1))
+                if on_call is not None:
+                    on_call()
 
         apply.__asyncbridge_redirect__ = True  # type: ignore[attr-defined]
         apply.__wrapped__ = original  # type: ignore[attr-defined]
@@ -184,6 +190,12 @@ class _NestAsyncio:
         apply = getattr(module, "apply", None)
         if getattr(apply, "__asyncbridge_redirect__", False):
             module.apply = apply.__wrapped__  # type: ignore[union-attr]
+
+
+def _call_site(frame: Any) -> str:
+    """``module, line N`` of ``frame`` (the caller of ``nest_asyncio.apply``)."""
+    module = frame.f_globals.get("__name__") or frame.f_code.co_filename
+    return f"{module}, line {frame.f_lineno}"
 
 
 def _installed_version(distribution: str) -> str:

@@ -184,3 +184,37 @@ def test_log_debug_shows_records_in_the_cell_that_produced_them() -> None:
     assert combined["log"] == "info"
     assert handlers.stdout.strip() == "[]"
     assert gone.status == "error" and "%asyncbridge` not found" in gone.stderr, gone.describe()
+
+
+SDK_CALLING_NEST_ASYNCIO = '''
+import sys, types
+sdk = types.ModuleType("some_sdk.utils")
+exec(compile("""import nest_asyncio
+
+def start_loop():
+    nest_asyncio.apply()
+""", "some_sdk/utils.py", "exec"), sdk.__dict__)
+sys.modules["some_sdk.utils"] = sdk
+'''
+
+
+@pytest.mark.parametrize("mode", ["thread", "auto", "nest"])
+def test_a_library_nest_asyncio_apply_is_reported_with_its_call_site(mode: str) -> None:
+    with start_kernel(kernel_config=f"c.AsyncBridge.nested_run = {mode!r}") as kernel:
+        kernel.ok("%load_ext asyncbridge_ext")
+        assert report(kernel)["nest_patch_cause"] == "none"
+        kernel.ok(SDK_CALLING_NEST_ASYNCIO + "sdk.start_loop()")
+        facts = report(kernel)
+        text = kernel.ok("%asyncbridge").stdout
+    if mode == "nest":  # patched at load already: the library's call changed nothing
+        assert facts["nest_patch_cause"] == "none"
+        assert "some_sdk" not in text
+        return
+    cause = "nest_asyncio.apply() at some_sdk.utils, line 4 (lasts until restart)"
+    assert facts["nest_patch"] == "nest_asyncio2"
+    assert facts["nest_patch_cause"] == cause
+    assert f"nest_patch_cause: {cause}" in text.splitlines()
+    found = problems(facts)
+    assert "nest_asyncio.apply() at some_sdk.utils, line 4" in found
+    assert f"nested_run is {mode!r}; the patch lasts until the kernel restarts" in found
+    assert "warning: a library called nest_asyncio.apply() at some_sdk.utils, line 4" in text

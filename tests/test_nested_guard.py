@@ -88,7 +88,9 @@ def test_the_archived_nest_asyncio_loses_no_cell(mode: str, when: str) -> None:
             # harmless: nest-asyncio2 is in charge already, nothing changes, nothing to say
             assert told == ""
         else:
-            assert "a library called nest_asyncio.apply() (the archived nest_asyncio" in told
+            # the call site: the cell's second line
+            assert "a library called nest_asyncio.apply() (at __main__, line 2; " in told
+            assert "the archived nest_asyncio" in told
             assert "applied nest-asyncio2 instead" in told
         state = "NestAsyncio.backend, NestedRunRedirect.installed"
         assert kernel.ok(state).result == "('nest_asyncio2', True)"

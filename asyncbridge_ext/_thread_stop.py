@@ -189,7 +189,7 @@ class Stopper:
             return  # not started (it will not start) or already ended
         waited = _waited_in(ident)
         for loop, future in waited:
-            _call_soon(loop, future.cancel)
+            _call_soon(loop, _cancel, future)
         if waited:
             logger.debug("cancelling %d awaited future(s) in thread %d", len(waited), ident)
             return
@@ -240,6 +240,10 @@ def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *
         loop.call_soon_threadsafe(callback, *args)
     except RuntimeError:  # closed since we looked
         pass
+
+
+def _cancel(future: asyncio.Future[Any]) -> None:
+    future.cancel()
 
 
 def _do_nothing() -> None:

@@ -79,7 +79,7 @@ def unload(shell: Any) -> None:
     magics = _loaded_magics(shell)
     if magics is None:
         return
-    bridge, guard = magics.bridge, magics.guard
+    bridge, guard, cell_watch = magics.bridge, magics.guard, magics.cell_watch
     if magics.diagnostics is not None:
         magics.diagnostics.stop()
         magics.diagnostics = None
@@ -99,9 +99,8 @@ def unload(shell: Any) -> None:
             shell.events.unregister("pre_run_cell", guard)
         except ValueError:
             pass  # someone removed it already
-    if magics.cell_watch is not None:
-        magics.cell_watch.unregister(shell.events)
-        magics.cell_watch = None
+    if cell_watch is not None:
+        cell_watch.unregister(shell.events)
     bridge.unobserve(_nested_run_changed, names="nested_run")
     while bridge in shell.configurables:
         shell.configurables.remove(bridge)

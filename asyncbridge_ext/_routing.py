@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 from ._interrupts import INTERRUPTS
-from ._thread_stop import cancel_all_tasks, running_loops
+from ._thread_stop import cancel_all_tasks, running_loops, thread_event_loop
 
 __all__ = [
     "as_coroutine_for_run",
@@ -51,15 +51,6 @@ _swap_current_task: Callable[[Any, Any], Any] | None = (
     getattr(asyncio.tasks, "_swap_current_task", None) if sys.version_info >= (3, 14) else None
 )
 
-if sys.version_info >= (3, 14):  # pragma: no cover - not installed here
-    _policy = events._get_event_loop_policy  # the public getter warns from 3.14
-else:
-    _policy = events.get_event_loop_policy
-
-
-def _thread_event_loop() -> Any:
-    """The loop set for this thread (``set_event_loop``), read without side effects."""
-    return getattr(getattr(_policy(), "_local", None), "_loop", None)
 
 
 def run_with_loop_paused(
@@ -81,7 +72,7 @@ def run_with_loop_paused(
             task = _swap_current_task(running, None)
         except KeyError:  # the pure-Python variant, for a loop without a current task
             task = None
-    thread_loop = _thread_event_loop()
+    thread_loop = thread_event_loop()
     _set_running_loop(None)
     try:
         return call(*args, **kwargs)
@@ -89,7 +80,7 @@ def run_with_loop_paused(
         _set_running_loop(running)
         if task is not None and _swap_current_task is not None:  # pragma: no cover - 3.14+
             _swap_current_task(running, task)
-        if _thread_event_loop() is not thread_loop:
+        if thread_event_loop() is not thread_loop:
             events.set_event_loop(thread_loop)
 
 

@@ -4,16 +4,17 @@ Python cannot kill a thread; this module does the two things that can stop the c
 running in one. Both are requested from the caller's thread (after a timeout or a
 Ctrl-C) and act on the worker thread:
 
-1. :meth:`Stopper.stop` first looks for what the worker waits for on an asyncio event
-   loop running there: the future of each ``loop.run_until_complete(...)`` on its stack
-   (the function called it, or a library did; ``asyncio.run`` and ``asyncio.Runner``
-   do, with their main task). It cancels those only, thread-safely through
-   ``call_soon_threadsafe``; their ``finally`` blocks run on that loop as usual, and the
-   loop's other tasks (a library's connection or heartbeat task) stay alive, as after
-   Ctrl-C in a script, so the library's session stays usable. ``asyncio.run`` then
-   shuts its loop down as it does on Ctrl-C (remaining tasks cancelled, loop closed).
-   A loop found running with no such future (``run_forever``, or one run from C) gets
-   all its tasks cancelled. With no loop there, it goes on to step 2 at once.
+1. :meth:`Stopper.stop` first looks for the asyncio event loops running in the worker
+   (the function, or a library, called ``asyncio.run``, ``loop.run_until_complete`` or
+   ``run_forever``) and cancels what this call started there, thread-safely through
+   ``call_soon_threadsafe``; the ``finally`` blocks run on that loop as usual. On a
+   loop the thread kept from earlier calls (a library's loop, noted by
+   :meth:`Stopper.begin`), that is the tasks made since the call began: the library's
+   own older tasks (a connection, a heartbeat) stay alive, as after Ctrl-C in a script,
+   so its session stays usable. On a loop of the call's own, it is the future each
+   ``run_until_complete`` on the stack waits for (the main task of ``asyncio.run`` and
+   ``asyncio.Runner``, which then shut their loop down as on Ctrl-C), or, with none
+   (``run_forever``), all its tasks. With no loop there, it goes on to step 2 at once.
 2. :meth:`Stopper.raise_in_function` makes the worker raise :class:`StopRequested` at
    its next Python bytecode (``PyThreadState_SetAsyncExc``), and wakes the loops
    running there so that one idle in its selector runs that bytecode at once. The
@@ -33,6 +34,7 @@ import asyncio
 import logging
 import sys
 import threading
+from asyncio import events
 from collections.abc import Callable
 from types import FrameType
 from typing import Any, TypeGuard
@@ -61,6 +63,11 @@ def _set_async_exc(ident: int, exc_type: type[BaseException] | None) -> int:
     exc = None if exc_type is None else ctypes.py_object(exc_type)
     return int(pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), exc))
 
+
+if sys.version_info >= (3, 14):  # pragma: no cover - not installed here
+    _policy = events._get_event_loop_policy  # the public getter warns from 3.14
+else:
+    _policy = events.get_event_loop_policy
 
 _LOOP_FRAMES = frozenset({"run_forever", "run_until_complete", "_run_once", "run"})
 
@@ -137,6 +144,32 @@ def waited_futures(ident: int) -> list[tuple[asyncio.AbstractEventLoop, asyncio.
     return found
 
 
+def kept_loops() -> list[asyncio.AbstractEventLoop]:
+    """On a worker: the open loops this thread holds, which a library may run again.
+
+    Its running-loop marker (Playwright's sync API leaves its loop there between calls)
+    and its event loop (``asyncio.set_event_loop``, as ib_async and many SDKs keep it).
+    """
+    loops: list[asyncio.AbstractEventLoop] = []
+    for loop in (events._get_running_loop(), thread_event_loop()):
+        if isinstance(loop, asyncio.AbstractEventLoop) and not loop.is_closed():
+            if loop not in loops:
+                loops.append(loop)
+    return loops
+
+
+def thread_event_loop() -> Any:
+    """The loop set for this thread (``set_event_loop``), read without side effects."""
+    return getattr(getattr(_policy(), "_local", None), "_loop", None)
+
+
+def cancel_new_tasks(loop: asyncio.AbstractEventLoop, before: set[asyncio.Task[Any]]) -> None:
+    """Cancel the unfinished tasks of ``loop`` not in ``before``. Runs on that loop's thread."""
+    for task in asyncio.all_tasks(loop):
+        if task not in before:
+            task.cancel()
+
+
 def cancel_all_tasks(loop: asyncio.AbstractEventLoop) -> None:
     """Cancel every unfinished task of ``loop``. Runs on that loop's thread."""
     for task in asyncio.all_tasks(loop):
@@ -151,7 +184,7 @@ class Stopper:
     during or after the call.
     """
 
-    __slots__ = ("_ident", "_lock", "_raised", "_running", "_stop_requested")
+    __slots__ = ("_before", "_ident", "_lock", "_raised", "_running", "_stop_requested")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -159,12 +192,21 @@ class Stopper:
         self._running = False
         self._raised = False
         self._stop_requested = False
+        #: The tasks of the loops this thread kept from earlier calls, as the call began.
+        self._before: dict[asyncio.AbstractEventLoop, set[asyncio.Task[Any]]] = {}
 
     def begin(self) -> bool:
-        """On the worker: the function is about to run. ``False``: it was stopped already."""
+        """On the worker: the function is about to run. ``False``: it was stopped already.
+
+        Notes the tasks of the loops a library keeps in this thread from call to call
+        (its running-loop marker, its event loop), so that a stop cancels only what
+        this call started.
+        """
+        before = {loop: set(asyncio.all_tasks(loop)) for loop in kept_loops()}
         with self._lock:
             if self._stop_requested:
                 return False
+            self._before = before
             self._ident = threading.get_ident()
             self._running = True
             return True
@@ -177,27 +219,36 @@ class Stopper:
         """
         with self._lock:
             self._running = False
+            self._before = {}
             if self._raised and self._ident is not None:
                 _set_async_exc(self._ident, None)
 
     def stop(self) -> None:
-        """Cancel what the function waits for on a loop, or all tasks of its loops, or raise."""
+        """Cancel what the call started on the loops running in it, or else raise in it.
+
+        On a loop the thread kept from earlier calls: the tasks made since the call
+        began (a library's connection task, older, stays). On a loop of the call's
+        own: the futures its ``run_until_complete`` frames wait for, or all its tasks.
+        """
         with self._lock:
             self._stop_requested = True
             ident = self._ident if self._running else None
+            before = self._before
         if ident is None:
             return  # not started (it will not start) or already ended
-        waited = _waited_in(ident)
-        for loop, future in waited:
-            _call_soon(loop, _cancel, future)
-        if waited:
-            logger.debug("cancelling %d awaited future(s) in thread %d", len(waited), ident)
-            return
         loops = _loops_in(ident)
+        waited = _waited_in(ident) if loops else []
         for loop in loops:
-            _call_soon(loop, cancel_all_tasks, loop)
+            if loop in before:
+                _call_soon(loop, cancel_new_tasks, loop, before[loop])
+                continue
+            futures = [future for owner, future in waited if owner is loop]
+            for future in futures:
+                _call_soon(loop, _cancel, future)
+            if not futures:
+                _call_soon(loop, cancel_all_tasks, loop)
         if loops:
-            logger.debug("cancelling the tasks of %d loop(s) in thread %d", len(loops), ident)
+            logger.debug("stopping what runs on %d loop(s) in thread %d", len(loops), ident)
         else:
             self.raise_in_function()
 

@@ -58,3 +58,46 @@ class Session:
         self.connection.cancel()
         self.loop.run_until_complete(asyncio.gather(self.connection, return_exceptions=True))
         self.loop.close()
+
+
+class DispatcherSession(Session):
+    """Playwright's shape: a call is a task, and the loop runs *until the connection ends*.
+
+    Each sync call makes a task for the request, then drives the loop with
+    ``loop.run_until_complete(connection)``, stopping it once the request is done; so
+    what ``run_until_complete`` waits for is the library's connection, not the call.
+    """
+
+    def _call(self, coro):  # type: ignore[no-untyped-def]
+        request = self.loop.create_task(coro)
+        request.add_done_callback(lambda _: self.loop.stop())
+        while not request.done():
+            try:
+                self.loop.run_until_complete(self.connection)
+            except RuntimeError as exc:  # the loop stopped: the request is done
+                if "stopped before Future completed" not in str(exc):
+                    raise
+        return request.result()
+
+    def wait(self, seconds: float, started: threading.Event | None = None) -> None:
+        async def waiting() -> None:
+            try:
+                if started is not None:
+                    started.set()
+                print("waiting", flush=True)
+                await asyncio.sleep(seconds)
+            finally:
+                self.waits_cleaned_up += 1
+
+        self._call(waiting())
+
+    def ping(self) -> str:
+        async def pinging() -> str:
+            before = self.beats
+            while self.beats < before + 2:
+                await asyncio.sleep(0.005)
+            return "pong"
+
+        if self.connection.done():
+            raise ConnectionError("the session's connection task has ended")
+        return str(self._call(pinging()))

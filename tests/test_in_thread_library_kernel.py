@@ -1,8 +1,10 @@
 """Ctrl-C and --timeout in %%in_thread stop the call, not the library (real kernels, every mode).
 
 The library (tests/library_session.py) keeps its loop in the worker's thread-local state
-with a background connection task, as Playwright's sync API does; interrupting one of
-its calls must leave the next %%in_thread cell able to use the session.
+with a background connection task, in two shapes: each call runs the loop until the call
+is done, or (as Playwright's sync API) until the connection ends, stopping the loop when
+the call is done. Interrupting one of its calls must leave the next %%in_thread cell
+able to use the session.
 """
 
 from __future__ import annotations
@@ -22,14 +24,13 @@ LIBRARY = Path(__file__).with_name("library_session.py")
 def kernel(request: pytest.FixtureRequest) -> Iterator[Kernel]:
     with start_kernel(kernel_config=f"c.AsyncBridge.nested_run = {request.param!r}") as kernel:
         kernel.ok("%load_ext asyncbridge_ext")
-        kernel.ok(
-            f"%%in_thread\nexec(open({str(LIBRARY)!r}).read())\nsession = Session()\n"
-            "print(session.ping())"
-        )
+        kernel.ok(f"%%in_thread\nexec(open({str(LIBRARY)!r}).read())")
         yield kernel
 
 
-def test_an_interrupted_library_call_leaves_the_session_usable(kernel: Kernel) -> None:
+@pytest.mark.parametrize("shape", ["Session", "DispatcherSession"])
+def test_an_interrupted_library_call_leaves_the_session_usable(kernel: Kernel, shape: str) -> None:
+    assert kernel.ok(f"%%in_thread\nsession = {shape}()\nsession.ping()").result == "'pong'"
     waiting = kernel.submit("%%in_thread\nsession.wait(60)", stop_on_error=False)
     queued = [
         kernel.submit(code, stop_on_error=False)

@@ -279,10 +279,11 @@ def test_work_blocked_in_a_c_call_is_abandoned_after_the_grace_period(
     assert thread_pool().status()["abandoned"] == 0
 
 
-def test_a_timeout_stops_the_call_and_leaves_a_library_session_alive() -> None:
-    from library_session import Session
+@pytest.mark.parametrize("shape", ["Session", "DispatcherSession"])
+def test_a_timeout_stops_the_call_and_leaves_a_library_session_alive(shape: str) -> None:
+    import library_session
 
-    session = run_in_thread(Session)
+    session = run_in_thread(getattr(library_session, shape))
     started = threading.Event()
     with pytest.raises(TimeoutError, match="its finally blocks ran"):
         run_in_thread(session.wait, 60, started, timeout=0.3)
@@ -315,3 +316,25 @@ def test_asyncio_run_keeps_its_own_shutdown_on_timeout() -> None:
         run_in_thread(asyncio.run, main(), timeout=0.3)
     # The main task was cancelled; asyncio.run then cancelled the rest as it shut down.
     assert started.is_set() and sorted(finally_ran) == ["background", "main"]
+
+
+def test_a_loop_left_as_the_running_loop_of_the_worker_is_kept_between_calls() -> None:
+    from asyncbridge_ext._thread_stop import kept_loops
+
+    loop = asyncio.new_event_loop()
+
+    def leave_it_running() -> None:  # what Playwright's sync API leaves behind
+        asyncio.events._set_running_loop(loop)
+
+    def kept() -> list[asyncio.AbstractEventLoop]:
+        try:
+            return kept_loops()
+        finally:
+            asyncio.events._set_running_loop(None)
+
+    try:
+        assert run_in_thread(kept_loops) == []
+        run_in_thread(leave_it_running)
+        assert run_in_thread(kept) == [loop]
+    finally:
+        loop.close()

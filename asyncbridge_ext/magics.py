@@ -217,10 +217,13 @@ class AsyncBridgeMagics(Magics):
         assigns land in your namespace, its last expression is shown as Out[n] (a
         trailing ';' hides it), print() output appears in this cell. Consecutive calls
         use the same thread while it is free, so thread-local state persists.
-        Interrupt and timeout stop the work: an event loop running there gets its
-        tasks cancelled (their finally blocks run), plain Python code gets the
-        exception at its next step; code stuck in one blocking C call is abandoned
-        after a grace period. The default timeout is AsyncBridge.timeout. For async
+        Interrupt and timeout stop the call, not the library: what the call started
+        on an event loop there is cancelled (its finally blocks run) while a
+        library's older tasks on that loop (a connection) stay alive; plain Python
+        code gets the exception at its next step; code stuck in one blocking C call
+        is abandoned after a grace period. A library that refuses a running loop
+        (anyio.run, gql, Playwright's sync API) gets a pointer here after its
+        traceback in a normal cell; objects it makes here stay bound to this thread. The default timeout is AsyncBridge.timeout. For async
         code use %run_async or %%in_new_loop.
 
         Examples::

@@ -61,9 +61,15 @@ def run_in_thread(
     Timeout and Ctrl-C stop the work, not only the wait. After ``timeout`` seconds, or
     on ``KeyboardInterrupt`` in the caller:
 
-    - an asyncio loop running in the worker (``func`` called ``asyncio.run``,
-      ``run_until_complete`` or ``run_forever``, directly or through a library) gets
-      all its tasks cancelled; their ``finally`` blocks run on that loop;
+    - on an asyncio loop running in the worker (``func`` called ``asyncio.run``,
+      ``run_until_complete`` or ``run_forever``, directly or through a library), what
+      this call started is cancelled and its ``finally`` blocks run on that loop. On a
+      loop the thread kept from earlier calls (a library's, in ``set_event_loop`` or
+      left as the running loop), that is the tasks made since the call began, so the
+      library's own older tasks (a connection, a heartbeat) stay alive and its session
+      stays usable, as after Ctrl-C in a script; on a loop of the call's own, what its
+      ``run_until_complete`` waits for (``asyncio.run``'s main task: it then shuts
+      its loop down as on Ctrl-C), or all its tasks if it runs forever;
     - plain Python code (or a loop whose tasks do not stop within half of
       ``cancel_grace``) gets a ``KeyboardInterrupt`` subclass raised at its next
       bytecode (CPython's ``PyThreadState_SetAsyncExc``), so its ``finally`` and

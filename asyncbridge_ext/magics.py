@@ -223,8 +223,9 @@ class AsyncBridgeMagics(Magics):
         code gets the exception at its next step; code stuck in one blocking C call
         is abandoned after a grace period. A library that refuses a running loop
         (anyio.run, gql, Playwright's sync API) gets a pointer here after its
-        traceback in a normal cell; objects it makes here stay bound to this thread. The default timeout is AsyncBridge.timeout. For async
-        code use %run_async or %%in_new_loop.
+        traceback in a normal cell; objects it makes here stay bound to this thread.
+        The default timeout is AsyncBridge.timeout. For async code use %run_async or
+        %%in_new_loop.
 
         Examples::
 

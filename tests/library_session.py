@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Coroutine
+from typing import Any
 
 
 class Session:
@@ -27,6 +29,10 @@ class Session:
             await asyncio.sleep(0.005)
             self.beats += 1
 
+    def _call(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        """Run one request to completion: here, the loop runs until the request is done."""
+        return self.loop.run_until_complete(coro)
+
     def wait(self, seconds: float, started: threading.Event | None = None) -> None:
         """Like ``page.wait_for_timeout``: a call the caller may interrupt."""
 
@@ -39,7 +45,7 @@ class Session:
             finally:
                 self.waits_cleaned_up += 1
 
-        self.loop.run_until_complete(waiting())
+        self._call(waiting())
 
     def ping(self) -> str:
         """A call that works only while the connection task is alive and beating."""
@@ -47,12 +53,12 @@ class Session:
         async def pinging() -> str:
             before = self.beats
             while self.beats < before + 2:
-                if self.connection.done():
-                    raise ConnectionError("the session's connection task has ended")
                 await asyncio.sleep(0.005)
             return "pong"
 
-        return self.loop.run_until_complete(pinging())
+        if self.connection.done():
+            raise ConnectionError("the session's connection task has ended")
+        return str(self._call(pinging()))
 
     def close(self) -> None:
         self.connection.cancel()
@@ -68,7 +74,7 @@ class DispatcherSession(Session):
     what ``run_until_complete`` waits for is the library's connection, not the call.
     """
 
-    def _call(self, coro):  # type: ignore[no-untyped-def]
+    def _call(self, coro: Coroutine[Any, Any, Any]) -> Any:
         request = self.loop.create_task(coro)
         request.add_done_callback(lambda _: self.loop.stop())
         while not request.done():
@@ -78,26 +84,3 @@ class DispatcherSession(Session):
                 if "stopped before Future completed" not in str(exc):
                     raise
         return request.result()
-
-    def wait(self, seconds: float, started: threading.Event | None = None) -> None:
-        async def waiting() -> None:
-            try:
-                if started is not None:
-                    started.set()
-                print("waiting", flush=True)
-                await asyncio.sleep(seconds)
-            finally:
-                self.waits_cleaned_up += 1
-
-        self._call(waiting())
-
-    def ping(self) -> str:
-        async def pinging() -> str:
-            before = self.beats
-            while self.beats < before + 2:
-                await asyncio.sleep(0.005)
-            return "pong"
-
-        if self.connection.done():
-            raise ConnectionError("the session's connection task has ended")
-        return str(self._call(pinging()))

@@ -92,8 +92,12 @@ class CellWatch:
         if error is None:
             return
         hint = refusal_hint(error, str(self.bridge.nested_run))
-        if hint is not None:
-            print(hint, file=sys.stderr)
+        if hint is None:
+            return
+        source = getattr(getattr(result, "info", None), "raw_cell", None)
+        if isinstance(source, str) and source.lstrip().startswith("%%in_thread"):
+            return  # refused there too: a loop the thread kept (the hint would go in circles)
+        print(hint, file=sys.stderr)
 
 
 def _hijack_message(

@@ -149,3 +149,14 @@ def test_a_nested_asyncio_run_in_off_mode_names_the_modes(kernel: Kernel) -> Non
             lines = hint_lines(cell)
             assert len(lines) == 1 and '"thread"' in lines[0] and '"nest"' in lines[0]
     assert after.stdout == "still here\n", after.describe()
+
+
+def test_a_refusal_inside_in_thread_gets_no_pointer_back_to_in_thread(kernel: Kernel) -> None:
+    cell = kernel.submit(
+        "%%in_thread\nraise RuntimeError('Already running asyncio in this thread')",
+        stop_on_error=False,
+    )
+    after = kernel.submit("print('still here')", stop_on_error=False)
+    wait_or_wedged(kernel, [cell, after])
+    assert cell.status == "error" and hint_lines(cell) == [], cell.describe()
+    assert after.stdout == "still here\n", after.describe()

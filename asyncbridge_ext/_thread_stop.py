@@ -202,7 +202,11 @@ class Stopper:
         (its running-loop marker, its event loop), so that a stop cancels only what
         this call started.
         """
-        before = {loop: set(asyncio.all_tasks(loop)) for loop in kept_loops()}
+        try:
+            before = {loop: set(asyncio.all_tasks(loop)) for loop in kept_loops()}
+        except Exception:  # a stop then treats those loops as the call's own
+            logger.debug("could not note the tasks of this thread's loops", exc_info=True)
+            before = {}
         with self._lock:
             if self._stop_requested:
                 return False

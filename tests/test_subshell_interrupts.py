@@ -176,7 +176,8 @@ def test_unload_puts_ipykernels_sigint_handlers_and_hooks_back() -> None:
         kernel.ok("%load_ext asyncbridge_ext")
         kernel.ok("%reload_ext asyncbridge_ext")
         loaded = kernel.ok(check).stdout.split()
-        assert loaded == ["False", "False", "True", str(int(unloaded[3]) + 1)], loaded
+        # pre_execute hooks: the SIGINT forwarding's and CellWatch's (the running loop)
+        assert loaded == ["False", "False", "True", str(int(unloaded[3]) + 2)], loaded
         kernel.ok("%unload_ext asyncbridge_ext")
         assert kernel.ok(check).stdout.split() == unloaded
         subshell = kernel.create_subshell()

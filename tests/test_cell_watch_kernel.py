@@ -160,3 +160,19 @@ def test_a_refusal_inside_in_thread_gets_no_pointer_back_to_in_thread(kernel: Ke
     wait_or_wedged(kernel, [cell, after])
     assert cell.status == "error" and hint_lines(cell) == [], cell.describe()
     assert after.stdout == "still here\n", after.describe()
+
+
+def test_a_cleared_running_loop_is_put_back_too(kernel: Kernel) -> None:
+    cells = [
+        kernel.submit(code, stop_on_error=False)
+        for code in (
+            "asyncio.events._set_running_loop(None)",
+            "print('next')",
+            "await asyncio.sleep(0.01)\nprint('awaited')",
+        )
+    ]
+    wait_or_wedged(kernel, cells)
+    cleared, nxt, awaited = cells
+    assert cleared.status == "ok", cleared.describe()
+    assert "cleared the running event loop of the kernel's thread" in cleared.stderr
+    assert nxt.stdout == "next\n" and awaited.stdout == "awaited\n", awaited.describe()

@@ -30,9 +30,12 @@ async def side(name):
     ran.append(name)
 
 async def settle():
-    # a task scheduled on this loop gets its first step within one iteration
-    for _ in range(5):
-        await asyncio.sleep(0)
+    # Returns once every callback this loop had scheduled before the call has run: the
+    # loop runs its callbacks in order, so a task made earlier has taken its first step.
+    loop = asyncio.get_running_loop()
+    reached = loop.create_future()
+    loop.call_soon(reached.set_result, None)
+    await reached
 """
 
 
@@ -179,6 +182,27 @@ def test_children_a_refused_gather_put_on_the_kernels_loop_never_run(
     cell = kernel.ok("await settle()\ngc.collect()\nran, await t")
     assert cell.result == "([], 't')"
     assert "never retrieved" not in cell.stderr, cell.stderr
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        pytest.param("(t, (g := asyncio.gather(t, side('child'))))", id="tuple"),
+        pytest.param("id(g := asyncio.gather(t, side('child')))", id="call"),
+    ],
+)
+def test_a_refused_expression_of_any_shape_leaves_no_task_to_run_later(
+    kernel: Kernel, shape: str
+) -> None:
+    """The gather puts side('child')'s task on t's loop, the kernel's; the value is not
+    awaitable, so %run_async refuses it, and that task must never run."""
+    message = usage_error(kernel, f"t = asyncio.ensure_future(echo('t'))\n%run_async {shape}")
+    assert "expects a coroutine or another awaitable" in message
+    # g was made, on this cell's loop: the child task was really scheduled here
+    assert kernel.ok("g.get_loop() is asyncio.get_running_loop()").result == "True"
+    cell = kernel.ok("await settle()\ngc.collect()\nran, await t, g.done()")
+    assert cell.result == "([], 't', True)", cell.describe()
+    kernel.ok("g.exception() if not g.cancelled() else None\ndel g")
 
 
 def test_interrupt_during_gather_cancels_both_children_and_their_finally_runs() -> None:

@@ -40,7 +40,8 @@ async def slow(label):
 BRIDGED = {
     "run_async": "%run_async slow('{label}')",
     "in_new_loop": "%%in_new_loop\nawait slow('{label}')",
-    "nested_asyncio_run": "asyncio.run(slow('{label}'))",  # thread mode: sent to a worker
+    # thread mode: runs on the subshell's own thread, with the subshell's loop paused
+    "nested_asyncio_run": "asyncio.run(slow('{label}'))",
 }
 
 MAIN_BUSY = """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -49,6 +50,9 @@ def test_auto_falls_back_to_nest_once_and_keeps_routing_the_rest() -> None:
         )
         notice = _queue_three_behind(kernel, assign)
         assert kernel.ok("right_after").result == "(True, {})"
+        # the patch on the kernel loop's class is the point now, not a replacement
+        facts = json.loads(kernel.ok("%asyncbridge --json").stdout)
+        assert (facts["thread_wrappers"], facts["warnings"]) == ("intact", []), facts
         assert 'nested_run = "auto" made the running event loop re-entrant' in notice
         assert notice.count("asyncbridge_ext:") == 1
         assert kernel.ok("result, NestAsyncio.is_applied").result == "(8, True)"

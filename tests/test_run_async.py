@@ -205,6 +205,19 @@ def test_a_refused_expression_of_any_shape_leaves_no_task_to_run_later(
     kernel.ok("g.exception() if not g.cancelled() else None\ndel g")
 
 
+def test_a_timeout_cancels_what_expr_scheduled_on_the_kernels_loop(kernel: Kernel) -> None:
+    """EXPR is accepted (its awaitable runs on the fresh loop) but also scheduled a task on
+    the cell's loop; when the call times out, that task is cancelled before it runs."""
+    kernel.ok("KERNEL_LOOP = asyncio.get_running_loop()")
+    cell = kernel.run(
+        "%run_async --timeout 0.2 (late := KERNEL_LOOP.create_task(side('late')), "
+        "asyncio.sleep(30))[1]"
+    )
+    assert cell.error is not None and cell.error["ename"] == "TimeoutError", cell.describe()
+    cell = kernel.ok("await settle()\nran, late.cancelled()")
+    assert cell.result == "([], True)", cell.describe()
+
+
 def test_interrupt_during_gather_cancels_both_children_and_their_finally_runs() -> None:
     with start_kernel() as kernel:
         kernel.ok(

@@ -14,6 +14,7 @@ from asyncbridge_ext.activity import ACTIVITY, Activity
 def test_since_reports_only_what_happened_after_the_snapshot() -> None:
     activity = Activity()
     activity.count("nested_run.worker")
+    activity.count("interrupt")  # before the snapshot only: not in what happened since
     before = activity.snapshot()
     activity.count("nested_run.worker")
     activity.count("timeout")

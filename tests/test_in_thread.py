@@ -76,6 +76,8 @@ def test_line_form_returns_the_value(kernel: Kernel) -> None:
     assert kernel.ok("%in_thread threading.get_ident() != MAIN").result == "True"
     assert kernel.ok("%in_thread loop_running_here()").result == "False"
     assert kernel.ok("%in_thread 1 + 1;").results == []
+    assert kernel.ok("%in_thread -1 + 3").result == "2"  # a leading minus is not an option
+    assert kernel.ok("%in_thread --timeout 5 -2 * 3").result == "-6"
     kernel.ok("timed = %in_thread --timeout 5 asyncio.run(answer(6))")
     assert kernel.ok("timed").result == "6"
 

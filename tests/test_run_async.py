@@ -170,6 +170,26 @@ def test_task_of_the_kernels_loop_is_served_in_nest_mode_else_refused(
     assert kernel.ok("await t").result == "'from the kernel loop'"
 
 
+def test_interrupting_a_kernel_task_served_in_nest_mode_cancels_it(
+    kernel: Kernel, mode: str
+) -> None:
+    if mode != "nest":
+        pytest.skip("only nest mode waits for a task of the kernel's loop")
+    kernel.ok(
+        "stopped = []\n"
+        "async def held():\n"
+        "    try:\n"
+        "        print('task started', flush=True)\n"
+        "        await asyncio.sleep(60)\n"
+        "    finally:\n"
+        "        stopped.append('finally ran')\n"
+    )
+    cell = kernel.submit("held_task = asyncio.ensure_future(held())\n%run_async held_task")
+    kernel.interrupt_once_running(cell, "task started")
+    # cancelled before the cell ended, not left running on the kernel's loop
+    assert kernel.ok("held_task.cancelled(), stopped").result == "(True, ['finally ran'])"
+
+
 def test_children_a_refused_gather_put_on_the_kernels_loop_never_run(
     kernel: Kernel, mode: str
 ) -> None:

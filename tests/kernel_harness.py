@@ -46,6 +46,7 @@ class Cell:
     reply: dict[str, Any] | None = None
     outputs: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     idle: bool = False
+    started: bool = False  # the kernel said it is busy with this cell
 
     @property
     def done(self) -> bool:
@@ -103,9 +104,7 @@ class Kernel:
         self.execution_state = "unknown"
         self._recent: deque[dict[str, Any]] = deque(maxlen=8)
 
-    def submit(
-        self, code: str, subshell_id: str | None = None, stop_on_error: bool = True
-    ) -> Cell:
+    def submit(self, code: str, subshell_id: str | None = None, stop_on_error: bool = True) -> Cell:
         """Send ``code`` for execution without waiting for it (to a subshell if given).
 
         With ``stop_on_error=False`` an error in an earlier cell does not abort this one
@@ -173,10 +172,26 @@ class Kernel:
         self.ok("pass", timeout, subshell_id)
 
     def wait(self, cells: Sequence[Cell], timeout: float = CELL_TIMEOUT) -> None:
-        """Pump messages until every cell replied and went idle, or fail after ``timeout``."""
+        """Pump messages until every cell replied and went idle, or fail after ``timeout``.
+
+        The failure says which cells did not reply, whether the kernel is still working
+        (busy: a cell hangs) or idle (the missing cells were dropped), and its last messages.
+        """
         deadline = time.monotonic() + timeout
-        while not all(cell.done for cell in cells):
-            self._pump(deadline, [c.describe() for c in cells if not c.done])
+        try:
+            while not all(cell.done for cell in cells):
+                self._pump(deadline, [c.describe() for c in cells if not c.done])
+        except TimeoutError:
+            missing = [cell for cell in cells if not cell.done]
+            started = sum(cell.started for cell in missing)
+            raise AssertionError(
+                f"{len(missing)} of {len(cells)} cells did not reply within {timeout} s: "
+                f"{started} started and did not finish (hanging), {len(missing) - started} "
+                "never started (still queued, or dropped by the kernel).\nNo reply from: "
+                + "; ".join(cell.describe() for cell in missing)
+                + "\n"
+                + self.state()
+            ) from None
 
     def wait_for_stdout(self, cell: Cell, text: str, timeout: float = CELL_TIMEOUT) -> None:
         """Wait until ``cell`` has printed ``text`` (a marker that proves it is running)."""
@@ -198,6 +213,8 @@ class Kernel:
             cell.reply = msg["content"]
         elif kind == "status" and msg["content"]["execution_state"] == "idle":
             cell.idle = True
+        elif kind == "status" and msg["content"]["execution_state"] == "busy":
+            cell.started = True
         elif kind in ("stream", "execute_result", "display_data", "error"):
             cell.outputs.append((kind, msg["content"]))
 
@@ -211,7 +228,7 @@ class Kernel:
         self.interrupt()
         try:
             self.wait([cell], timeout=timeout)
-        except TimeoutError as exc:
+        except AssertionError as exc:
             raise AssertionError(
                 f"the interrupted cell did not reply within {timeout} s: the interrupt did "
                 f"not stop it\n{exc}"

@@ -117,7 +117,8 @@ def test_config_timeout_is_the_default_of_every_magic(kernel: Kernel) -> None:
         for magic, code in SLOW_IN_EVERY_MAGIC.items():
             cell = kernel.run(code, timeout=25)
             assert cell.error is not None and cell.error["ename"] == "TimeoutError", (
-                magic, cell.describe()
+                magic,
+                cell.describe(),
             )
             assert "did not finish within 0.2 s" in cell.error["evalue"], (magic, cell.describe())
         assert kernel.ok("%run_async --timeout 30 echo(2, delay=0.3)").result == "2"

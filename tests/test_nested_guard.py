@@ -130,9 +130,10 @@ def test_the_archived_nest_asyncio_loses_no_cell(mode: str, when: str) -> None:
         else:
             kernel.ok(load)
             told = _queue_three_behind(
-                kernel, apply_archived + "\nloop = asyncio.get_event_loop()\n"
+                kernel,
+                apply_archived + "\nloop = asyncio.get_event_loop()\n"
                 "loop.run_until_complete(work(6))\n"
-                "right_after = NestedRunRedirect.installed, NestedRunRedirect.replaced()"
+                "right_after = NestedRunRedirect.installed, NestedRunRedirect.replaced()",
             )
             # read in that cell: the next cell's guard would mask a wrapper not put back
             assert kernel.ok("right_after").result == "(True, {})"

@@ -20,6 +20,14 @@ SETUP = """
 import asyncio, sqlite3, threading
 from asyncbridge_ext import NestAsyncio
 from asyncbridge_ext.activity import ACTIVITY
+from asyncbridge_ext.thread_mode import NestedRunRedirect
+
+# Read right after each cell, before the next cell's pre_run_cell guard could put back a
+# wrapper that the nested run failed to restore.
+wrappers_after = {}
+def _record_wrappers(result):
+    wrappers_after[result.execution_count] = NestedRunRedirect.installed
+get_ipython().events.register("post_run_cell", _record_wrappers)
 
 async def work(x):
     await asyncio.sleep(0.01)
@@ -142,6 +150,9 @@ def test_pattern(mode_kernel: tuple[str, Kernel], pattern: str) -> None:
     mode, kernel = mode_kernel
     code, expected = PATTERNS[pattern]
     first, _ = _run_with_three_queued(kernel, code)
+    assert first.reply is not None
+    count = first.reply["execution_count"]
+    assert kernel.ok(f"wrappers_after[{count}]").result == "True", "not restored in the cell"
     if mode == "thread" and pattern in REFUSED_IN_THREAD:
         assert first.status == "error", first.describe()
         assert first.error is not None and first.error["ename"] == "RuntimeError"
@@ -176,6 +187,7 @@ def test_thread_mode_never_patches_and_serves_on_the_calling_thread(
 THREAD_EVENT_LOOP = (
     "policy = getattr(asyncio.events, '_get_event_loop_policy', asyncio.get_event_loop_policy)()\n"
     "kernel_loop = asyncio.get_running_loop()\n"
+    "asyncio.set_event_loop(kernel_loop)  # an earlier cell may have left another\n"
     "set_before = policy._local._loop\n"
     "{call}\n"
     "(set_before is kernel_loop, policy._local._loop is kernel_loop,\n"

@@ -14,6 +14,7 @@ import re
 import sys
 import tempfile
 import time
+from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ class Cell:
     reply: dict[str, Any] | None = None
     outputs: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     idle: bool = False
+    started: bool = False  # the kernel said it is busy with this cell
 
     @property
     def done(self) -> bool:
@@ -98,10 +100,11 @@ class Kernel:
         self.manager = manager
         self.client = client
         self._cells: dict[str, Cell] = {}
+        #: The last iopub status seen ("busy" / "idle"), and the last messages, for failures.
+        self.execution_state = "unknown"
+        self._recent: deque[dict[str, Any]] = deque(maxlen=8)
 
-    def submit(
-        self, code: str, subshell_id: str | None = None, stop_on_error: bool = True
-    ) -> Cell:
+    def submit(self, code: str, subshell_id: str | None = None, stop_on_error: bool = True) -> Cell:
         """Send ``code`` for execution without waiting for it (to a subshell if given).
 
         With ``stop_on_error=False`` an error in an earlier cell does not abort this one
@@ -137,7 +140,7 @@ class Kernel:
     def ok(self, code: str, timeout: float = CELL_TIMEOUT, subshell_id: str | None = None) -> Cell:
         """Like :meth:`run`, but fail the test unless the cell succeeded."""
         cell = self.run(code, timeout, subshell_id)
-        assert cell.status == "ok", cell.describe() + "\n" + cell.traceback
+        assert cell.status == "ok", cell.describe() + "\n" + cell.traceback + "\n" + self.state()
         return cell
 
     def create_subshell(self, timeout: float = CELL_TIMEOUT) -> str:
@@ -158,11 +161,37 @@ class Kernel:
                 assert content.get("status") == "ok", content
                 return str(content["subshell_id"])
 
+    def confirm_received(self, subshell_id: str, timeout: float = CELL_TIMEOUT) -> None:
+        """Return once the kernel has taken in every request sent to it so far.
+
+        Runs a cell in the subshell ``subshell_id`` (ipykernel 7): the kernel's shell
+        channel thread forwards requests in the order they arrived, so that cell runs only
+        after every earlier request was handed to its shell, whether or not that shell is
+        busy. Fails if the subshell cell does not reply.
+        """
+        self.ok("pass", timeout, subshell_id)
+
     def wait(self, cells: Sequence[Cell], timeout: float = CELL_TIMEOUT) -> None:
-        """Pump messages until every cell replied and went idle, or fail after ``timeout``."""
+        """Pump messages until every cell replied and went idle, or fail after ``timeout``.
+
+        The failure says which cells did not reply, whether the kernel is still working
+        (busy: a cell hangs) or idle (the missing cells were dropped), and its last messages.
+        """
         deadline = time.monotonic() + timeout
-        while not all(cell.done for cell in cells):
-            self._pump(deadline, [c.describe() for c in cells if not c.done])
+        try:
+            while not all(cell.done for cell in cells):
+                self._pump(deadline, [c.describe() for c in cells if not c.done])
+        except TimeoutError:
+            missing = [cell for cell in cells if not cell.done]
+            started = sum(cell.started for cell in missing)
+            raise AssertionError(
+                f"{len(missing)} of {len(cells)} cells did not reply within {timeout} s: "
+                f"{started} started and did not finish (hanging), {len(missing) - started} "
+                "never started (still queued, or dropped by the kernel).\nNo reply from: "
+                + "; ".join(cell.describe() for cell in missing)
+                + "\n"
+                + self.state()
+            ) from None
 
     def wait_for_stdout(self, cell: Cell, text: str, timeout: float = CELL_TIMEOUT) -> None:
         """Wait until ``cell`` has printed ``text`` (a marker that proves it is running)."""
@@ -173,6 +202,9 @@ class Kernel:
             self._pump(deadline, [f"marker {text!r} from {cell.describe()}"])
 
     def _route(self, msg: dict[str, Any]) -> None:
+        self._recent.append(msg)
+        if msg["msg_type"] == "status":
+            self.execution_state = msg["content"]["execution_state"]
         cell = self._cells.get(msg["parent_header"].get("msg_id", ""))
         if cell is None:
             return
@@ -181,6 +213,8 @@ class Kernel:
             cell.reply = msg["content"]
         elif kind == "status" and msg["content"]["execution_state"] == "idle":
             cell.idle = True
+        elif kind == "status" and msg["content"]["execution_state"] == "busy":
+            cell.started = True
         elif kind in ("stream", "execute_result", "display_data", "error"):
             cell.outputs.append((kind, msg["content"]))
 
@@ -192,7 +226,13 @@ class Kernel:
         for the cell to end with KeyboardInterrupt."""
         self.wait_for_stdout(cell, marker)
         self.interrupt()
-        self.wait([cell], timeout=timeout)
+        try:
+            self.wait([cell], timeout=timeout)
+        except AssertionError as exc:
+            raise AssertionError(
+                f"the interrupted cell did not reply within {timeout} s: the interrupt did "
+                f"not stop it\n{exc}"
+            ) from None
         assert cell.error is not None and cell.error["ename"] == "KeyboardInterrupt", (
             cell.describe()
         )
@@ -202,7 +242,10 @@ class Kernel:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise TimeoutError(
-                "kernel did not answer in time; waiting for: " + "; ".join(waiting_for)
+                "kernel did not answer in time; waiting for: "
+                + "; ".join(waiting_for)
+                + "\n"
+                + self.state()
             )
         got = False
         for channel in (self.client.iopub_channel, self.client.shell_channel):
@@ -220,7 +263,21 @@ class Kernel:
             except Empty:
                 pass
         if not got and not self.manager.is_alive():
-            raise RuntimeError("the kernel died; waiting for: " + "; ".join(waiting_for))
+            raise RuntimeError(
+                "the kernel died; waiting for: " + "; ".join(waiting_for) + "\n" + self.state()
+            )
+
+    def state(self) -> str:
+        """What the kernel was doing, for a failure message: alive, busy or idle, and the
+        last messages it sent (type, the cell they belong to, a short content)."""
+        alive = "alive" if self.manager.is_alive() else "dead"
+        lines = [f"kernel state: {alive}, last status {self.execution_state!r}; last messages:"]
+        for msg in self._recent:
+            parent = msg["parent_header"].get("msg_id", "")
+            cell = self._cells.get(parent)
+            origin = repr(cell.code[:40]) if cell is not None else "another request"
+            lines.append(f"  {msg['msg_type']} for {origin}: {str(msg['content'])[:160]}")
+        return "\n".join(lines)
 
 
 def usage_error(kernel: Kernel, code: str, *fragments: str) -> str:

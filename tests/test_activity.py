@@ -14,6 +14,7 @@ from asyncbridge_ext.activity import ACTIVITY, Activity
 def test_since_reports_only_what_happened_after_the_snapshot() -> None:
     activity = Activity()
     activity.count("nested_run.worker")
+    activity.count("interrupt")  # before the snapshot only: not in what happened since
     before = activity.snapshot()
     activity.count("nested_run.worker")
     activity.count("timeout")
@@ -89,4 +90,39 @@ def test_an_interrupt_reaches_a_call_waiting_off_the_main_thread() -> None:
     assert not thread.is_alive()
     assert ran_finally.is_set()
     assert len(outcome) == 1 and isinstance(outcome[0], KeyboardInterrupt)
+    assert INTERRUPTS.waiting_threads() == 0
+
+
+def test_nested_interrupt_targets_on_one_thread_the_outer_one_is_back_after_the_inner() -> None:
+    """A bridged call inside a bridged call (a nested asyncio.run in a %run_async of a
+    subshell): the innermost gets the interrupt, and once it ends the outer one does."""
+    from asyncbridge_ext._interrupts import INTERRUPTS
+
+    got: list[str] = []
+    inside, inner_done, finished = threading.Event(), threading.Event(), threading.Event()
+    outer_only = threading.Event()
+
+    def caller() -> None:
+        with INTERRUPTS.target(lambda: got.append("outer")):
+            with INTERRUPTS.target(lambda: got.append("inner")):
+                inside.set()
+                inner_done.wait(10)
+            outer_only.set()  # the inner block has ended
+            finished.wait(10)
+
+    thread = threading.Thread(target=caller, name="test-nested-targets")
+    thread.start()
+    try:
+        assert inside.wait(10)
+        assert INTERRUPTS.interrupt_off_main() == 1
+        assert got == ["inner"]
+        inner_done.set()
+        assert outer_only.wait(10)
+        assert INTERRUPTS.interrupt_off_main() == 1
+        assert got == ["inner", "outer"]
+    finally:
+        inner_done.set()
+        finished.set()
+        thread.join(10)
+    assert not thread.is_alive()
     assert INTERRUPTS.waiting_threads() == 0

@@ -355,3 +355,21 @@ def test_debug_records_of_the_loop_lifecycle(caplog: pytest.LogCaptureFixture) -
     with caplog.at_level(logging.DEBUG, logger="asyncbridge_ext"):
         run_coroutine_in_new_loop(asyncio.sleep(0))
     assert "closed a fresh loop" in caplog.text
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_sees_no_pool_of_its_parent_until_it_makes_one() -> None:
+    """What %asyncbridge reads (``peek``) in a child is the child's pool, not the parent's."""
+    from asyncbridge_ext import core
+
+    assert run_coroutine_in_new_loop(asyncio.sleep(0, result=1)) == 1
+    parent = core._pools.peek()
+    assert parent is not None
+
+    def child_sees_none_then_its_own() -> bool:
+        if core._pools.peek() is not None:
+            return False
+        made = core._pools.get()
+        return made is not parent and core._pools.peek() is made
+
+    assert exit_code_in_forked_child(child_sees_none_then_its_own, 20) == 0

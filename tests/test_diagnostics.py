@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import platform
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -218,3 +221,81 @@ def test_a_library_nest_asyncio_apply_is_reported_with_its_call_site(mode: str) 
     assert "nest_asyncio.apply() at some_sdk.utils, line 4" in found
     assert f"nested_run is {mode!r}; the patch lasts until the kernel restarts" in found
     assert "warning: a library called nest_asyncio.apply() at some_sdk.utils, line 4" in text
+
+FIELDS = [  # every fact of the report, in display order (README, "What is going on")
+    "python", "python_executable", "ipython", "ipykernel", "jupyter_client",
+    "asyncbridge_ext", "nest_asyncio2", "nest_asyncio", "mode", "nest_patch",
+    "nest_patch_cause", "kernel_loop", "kernel_loop_reentrant", "thread_wrappers", "shell",
+    "interrupt_forwarding", "log", "nested_runs", "magic_calls", "timeouts", "interrupts",
+    "abandoned", "abandoned_running", "worker_threads", "loop_threads", "run_in_thread_threads",
+    "warnings",
+]  # fmt: skip
+COUNTED = """
+import asyncio
+async def slow():
+    try:
+        print('coroutine started', flush=True)
+        await asyncio.sleep(60)
+    finally:
+        pass
+asyncio.run(asyncio.sleep(0))
+%run_async asyncio.sleep(0)
+%run_async asyncio.sleep(0)
+"""
+
+
+def test_every_field_of_the_json_report_and_the_counts_that_change() -> None:
+    """A fresh thread-mode kernel: each count is 0 at load, then each counted thing is done
+    a known number of times, and the report says exactly that."""
+    with start_kernel(kernel_config=THREAD_MODE) as kernel:
+        kernel.ok("%load_ext asyncbridge_ext")
+        at_load = report(kernel)
+        kernel.ok(COUNTED)
+        kernel.ok("%%in_new_loop\nawait asyncio.sleep(0)")
+        kernel.ok("%in_thread 1")
+        kernel.ok("%%in_thread\n2")
+        refused = kernel.run(
+            "loop = asyncio.get_event_loop()\n"
+            "loop.run_until_complete(asyncio.ensure_future(asyncio.sleep(0), loop=loop))"
+        )
+        assert refused.error is not None and refused.error["ename"] == "RuntimeError"
+        timed_out = kernel.run("%run_async --timeout 0.1 asyncio.sleep(30)")
+        assert timed_out.error is not None and timed_out.error["ename"] == "TimeoutError"
+        kernel.interrupt_once_running(kernel.submit("%run_async slow()"), "coroutine started")
+        facts = report(kernel)
+    assert list(at_load) == FIELDS and list(facts) == FIELDS
+    zero_runs = {"same_thread": 0, "reentrant": 0, "auto_fallback": 0, "refused": 0}
+    assert (at_load["nested_runs"], at_load["magic_calls"]) == (zero_runs, {})
+    assert [at_load[key] for key in ("timeouts", "interrupts", "abandoned")] == [0, 0, 0]
+    assert facts["nested_runs"] == {**zero_runs, "same_thread": 1, "refused": 1}
+    assert facts["magic_calls"] == {"in_new_loop": 1, "in_thread": 2, "run_async": 4}
+    assert (facts["timeouts"], facts["interrupts"], facts["abandoned"]) == (1, 1, 0)
+    assert facts["abandoned_running"] == []
+    assert facts["worker_threads"] == {"busy": 0, "idle": 1}  # run_async's reused worker
+    assert facts["loop_threads"] == 0
+    assert facts["run_in_thread_threads"] == {"busy": 0, "idle": 1, "abandoned": 0}
+    expected = {
+        "python": platform.python_version(),
+        "python_executable": os.path.abspath(sys.executable),
+        "ipython": installed_version("ipython"),
+        "ipykernel": installed_version("ipykernel"),
+        "jupyter_client": installed_version("jupyter-client"),
+        "asyncbridge_ext": installed_version("asyncbridge-ext"),
+        "nest_asyncio2": installed_version("nest-asyncio2"),
+        "mode": "thread",
+        "nest_patch": "none",
+        "nest_patch_cause": "none",
+        "kernel_loop": "asyncio.unix_events._UnixSelectorEventLoop",
+        "kernel_loop_reentrant": False,
+        "thread_wrappers": "intact",
+        "shell": "main",
+        "log": "off",
+        "warnings": [],
+    }
+    assert {key: facts[key] for key in expected} == expected
+    archived = installed_version("nest-asyncio")  # imported at load, to intercept apply()
+    assert facts["nest_asyncio"] == (f"{archived} (imported)" if archived else "not installed")
+    has_subshells = version_tuple(facts["ipykernel"]) >= (7,)
+    assert facts["interrupt_forwarding"] == (
+        "installed" if has_subshells else "not needed (no subshells)"
+    )

@@ -108,6 +108,7 @@ def test_the_log_handler_writes_to_the_stderr_current_when_the_record_is_emitted
         monkeypatch.setattr(sys, "stderr", second)
         logger.info("two")
         log.set_level("info")
+        assert log.level_name == "info"  # what %asyncbridge reports as "log"
         logger.debug("hidden")
     finally:
         log.set_level("off")

@@ -85,3 +85,14 @@ def test_status_in_a_venv_with_an_old_and_an_archived_library(tmp_path: Path) ->
     assert "nest-asyncio2 1.7.2 is installed; versions before 1.7.3 drop" in warnings[0]
     assert "the archived nest_asyncio 1.6.0 is installed" in warnings[1]
     assert lines[-1] == warnings[-1], "warnings come last"
+
+
+def test_the_version_first_on_the_path_is_the_one_checked(tmp_path: Path) -> None:
+    """Two copies installed (a venv and a user site): the first on the path is the one
+    ``import nest_asyncio2`` gets, so its version is the one that counts."""
+    fixed, old = tmp_path / "first", tmp_path / "second"
+    install_metadata(fixed, "nest-asyncio2", "1.7.4")
+    install_metadata(old, "nest-asyncio2", "1.7.2")
+    assert nest_library_findings([str(fixed), str(old)]) == []
+    found = nest_library_findings([str(old), str(fixed)])
+    assert [f.problem.split(" is installed")[0] for f in found] == ["nest-asyncio2 1.7.2"]

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from kernel_harness import Kernel, start_kernel
 
+from asyncbridge_ext.environment import installed_version, version_tuple
+
 pytestmark = pytest.mark.kernel
 
 # A cell that reports the extension's footprint in the shell: how many of our
@@ -197,31 +199,39 @@ def test_changing_nested_run_at_runtime_takes_effect() -> None:
         assert kernel.ok(nested).result == "'nested ok'"
 
 
-# The nested run lasts until the test has sent the follow-up cells (it creates SENT then),
-# plus a moment for them to cross the local socket: they always arrive while it runs.
-NESTED_RUN_UNTIL_SENT = """
+IPYKERNEL = version_tuple(installed_version("ipykernel") or "0")
+
+# The nested run lasts until the kernel has received the follow-up cells (the test creates
+# the flag once it knows): they are always queued while it runs.
+NESTED_RUN_UNTIL_RECEIVED = """
 import asyncio, os, time
 
-async def until_sent(flag):
+async def until_received(flag):
     deadline = time.monotonic() + 60
     while not os.path.exists(flag):
         if time.monotonic() > deadline:
-            raise TimeoutError("the test never sent the follow-up cells")
+            raise TimeoutError("the test never said the follow-up cells were received")
         await asyncio.sleep(0.01)
-    await asyncio.sleep(0.2)
 
 print("nested run started", flush=True)
-asyncio.run(until_sent({flag!r}))
+asyncio.run(until_received({flag!r}))
 print("nested run finished")
 """
 
 
 def _queue_behind_a_nested_run(kernel: Kernel, tmp_path: Path) -> None:
-    sent = tmp_path / "follow-up-cells-sent"
-    first = kernel.submit(NESTED_RUN_UNTIL_SENT.format(flag=str(sent)))
+    received = tmp_path / "follow-up-cells-received"
+    # ipykernel 7: a subshell cell sent after the follow-up cells proves that the kernel
+    # has them. ipykernel 6 has no subshells (and never lost queued cells): there the flag
+    # only says they were sent.
+    subshell = kernel.create_subshell() if IPYKERNEL >= (7,) else None
+    first = kernel.submit(NESTED_RUN_UNTIL_RECEIVED.format(flag=str(received)))
     kernel.wait_for_stdout(first, "nested run started")
     behind = [kernel.submit(f"print('queued', {i})\n{i} * 10") for i in range(12)]
-    sent.touch()
+    if subshell is not None:
+        kernel.confirm_received(subshell)
+    assert not first.done, "the nested run ended before the follow-up cells were queued"
+    received.touch()
     kernel.wait([first, *behind], timeout=60)
     assert first.status == "ok", first.describe() + first.traceback
     assert first.stdout == "nested run started\nnested run finished\n"

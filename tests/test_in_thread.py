@@ -76,6 +76,8 @@ def test_line_form_returns_the_value(kernel: Kernel) -> None:
     assert kernel.ok("%in_thread threading.get_ident() != MAIN").result == "True"
     assert kernel.ok("%in_thread loop_running_here()").result == "False"
     assert kernel.ok("%in_thread 1 + 1;").results == []
+    assert kernel.ok("%in_thread -1 + 3").result == "2"  # a leading minus is not an option
+    assert kernel.ok("%in_thread --timeout 5 -2 * 3").result == "-6"
     kernel.ok("timed = %in_thread --timeout 5 asyncio.run(answer(6))")
     assert kernel.ok("timed").result == "6"
 
@@ -240,18 +242,25 @@ def test_interrupt_cancels_a_loop_running_in_the_thread(mode: str) -> None:
 
 def test_interrupt_stops_a_plain_python_busy_loop() -> None:
     with start_kernel() as kernel:
-        kernel.ok("import time\ncount = [0]\n%load_ext asyncbridge_ext")
+        kernel.ok("import threading\ncount = [0]\n%load_ext asyncbridge_ext")
         cell = kernel.submit(
             "%%in_thread\n"
+            "looped_on = threading.current_thread().name\n"
             "while True:\n"
             "    count[0] += 1\n"
             "    if count[0] == 1000:\n"
             "        print('looping', flush=True)\n"
         )
         kernel.interrupt_once_running(cell, "looping")
-        # the counter no longer moves: the loop itself stopped, not only the wait for it
-        cell = kernel.ok("first = count[0]\ntime.sleep(0.3)\nfirst > 0, count[0] == first")
-        assert cell.result == "(True, True)"
+        # The loop itself stopped, not only the wait for it: the next call runs on the very
+        # thread it looped on (a worker runs one call at a time), and the counter did not
+        # move while this cell waited for that call (the wait lets any other thread run).
+        cell = kernel.ok(
+            "first = count[0]\n"
+            "same = %in_thread threading.current_thread().name == looped_on\n"
+            "first >= 1000, same, count[0] == first"
+        )
+        assert cell.result == "(True, True, True)"
         assert kernel.ok("%in_thread 'next'").result == "'next'"
         kernel.ok("%unload_ext asyncbridge_ext")
         table = "get_ipython().magics_manager.magics"

@@ -101,11 +101,26 @@ def test_run_async_timeout_option_and_expression_split(kernel: Kernel) -> None:
     assert cell.error is not None and cell.error["ename"] == "TimeoutError", cell.describe()
 
 
-def test_config_timeout_is_the_default(kernel: Kernel) -> None:
+# Each takes 10 s unless stopped: without the default timeout the cell replies (late) with
+# no error, instead of the test waiting out the harness's own timeout.
+SLOW_IN_EVERY_MAGIC = {
+    "%run_async": "%run_async echo(1, delay=10)",
+    "%%in_new_loop": "%%in_new_loop\nawait asyncio.sleep(10)",
+    "%in_thread": "%in_thread asyncio.run(asyncio.sleep(10))",
+    "%%in_thread": "%%in_thread\nasyncio.run(asyncio.sleep(10))",
+}
+
+
+def test_config_timeout_is_the_default_of_every_magic(kernel: Kernel) -> None:
     kernel.ok("%config AsyncBridge.timeout = 0.2")
     try:
-        cell = kernel.run("%run_async echo(1, delay=30)")
-        assert cell.error is not None and cell.error["ename"] == "TimeoutError", cell.describe()
+        for magic, code in SLOW_IN_EVERY_MAGIC.items():
+            cell = kernel.run(code, timeout=25)
+            assert cell.error is not None and cell.error["ename"] == "TimeoutError", (
+                magic,
+                cell.describe(),
+            )
+            assert "did not finish within 0.2 s" in cell.error["evalue"], (magic, cell.describe())
         assert kernel.ok("%run_async --timeout 30 echo(2, delay=0.3)").result == "2"
     finally:
         kernel.ok("%config AsyncBridge.timeout = None")

@@ -30,9 +30,12 @@ async def side(name):
     ran.append(name)
 
 async def settle():
-    # a task scheduled on this loop gets its first step within one iteration
-    for _ in range(5):
-        await asyncio.sleep(0)
+    # Returns once every callback this loop had scheduled before the call has run: the
+    # loop runs its callbacks in order, so a task made earlier has taken its first step.
+    loop = asyncio.get_running_loop()
+    reached = loop.create_future()
+    loop.call_soon(reached.set_result, None)
+    await reached
 """
 
 
@@ -167,6 +170,26 @@ def test_task_of_the_kernels_loop_is_served_in_nest_mode_else_refused(
     assert kernel.ok("await t").result == "'from the kernel loop'"
 
 
+def test_interrupting_a_kernel_task_served_in_nest_mode_cancels_it(
+    kernel: Kernel, mode: str
+) -> None:
+    if mode != "nest":
+        pytest.skip("only nest mode waits for a task of the kernel's loop")
+    kernel.ok(
+        "stopped = []\n"
+        "async def held():\n"
+        "    try:\n"
+        "        print('task started', flush=True)\n"
+        "        await asyncio.sleep(60)\n"
+        "    finally:\n"
+        "        stopped.append('finally ran')\n"
+    )
+    cell = kernel.submit("held_task = asyncio.ensure_future(held())\n%run_async held_task")
+    kernel.interrupt_once_running(cell, "task started")
+    # cancelled before the cell ended, not left running on the kernel's loop
+    assert kernel.ok("held_task.cancelled(), stopped").result == "(True, ['finally ran'])"
+
+
 def test_children_a_refused_gather_put_on_the_kernels_loop_never_run(
     kernel: Kernel, mode: str
 ) -> None:
@@ -179,6 +202,40 @@ def test_children_a_refused_gather_put_on_the_kernels_loop_never_run(
     cell = kernel.ok("await settle()\ngc.collect()\nran, await t")
     assert cell.result == "([], 't')"
     assert "never retrieved" not in cell.stderr, cell.stderr
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        pytest.param("(t, (g := asyncio.gather(t, side('child'))))", id="tuple"),
+        pytest.param("id(g := asyncio.gather(t, side('child')))", id="call"),
+    ],
+)
+def test_a_refused_expression_of_any_shape_leaves_no_task_to_run_later(
+    kernel: Kernel, shape: str
+) -> None:
+    """The gather puts side('child')'s task on t's loop, the kernel's; the value is not
+    awaitable, so %run_async refuses it, and that task must never run."""
+    message = usage_error(kernel, f"t = asyncio.ensure_future(echo('t'))\n%run_async {shape}")
+    assert "expects a coroutine or another awaitable" in message
+    # g was made, on this cell's loop: the child task was really scheduled here
+    assert kernel.ok("g.get_loop() is asyncio.get_running_loop()").result == "True"
+    cell = kernel.ok("await settle()\ngc.collect()\nran, await t, g.done()")
+    assert cell.result == "([], 't', True)", cell.describe()
+    kernel.ok("g.exception() if not g.cancelled() else None\ndel g")
+
+
+def test_a_timeout_cancels_what_expr_scheduled_on_the_kernels_loop(kernel: Kernel) -> None:
+    """EXPR is accepted (its awaitable runs on the fresh loop) but also scheduled a task on
+    the cell's loop; when the call times out, that task is cancelled before it runs."""
+    kernel.ok("KERNEL_LOOP = asyncio.get_running_loop()")
+    cell = kernel.run(
+        "%run_async --timeout 0.2 (late := KERNEL_LOOP.create_task(side('late')), "
+        "asyncio.sleep(30))[1]"
+    )
+    assert cell.error is not None and cell.error["ename"] == "TimeoutError", cell.describe()
+    cell = kernel.ok("await settle()\nran, late.cancelled()")
+    assert cell.result == "([], True)", cell.describe()
 
 
 def test_interrupt_during_gather_cancels_both_children_and_their_finally_runs() -> None:

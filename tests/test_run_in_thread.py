@@ -9,7 +9,8 @@ import os
 import threading
 import traceback
 import warnings
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from typing import Any
 
 import anyio
 import pytest
@@ -270,8 +271,19 @@ def test_a_coroutine_is_refused_and_closed() -> None:
 
 
 def test_a_function_that_returns_a_coroutine_is_refused() -> None:
-    with pytest.raises(TypeError, match="returned a coroutine instead of running it"):
-        run_in_thread(lambda: answer())
+    made: list[Coroutine[Any, Any, int]] = []
+
+    def gives_a_coroutine() -> Coroutine[Any, Any, int]:
+        made.append(answer())
+        return made[-1]
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(TypeError, match="returned a coroutine instead of running it"):
+            run_in_thread(gives_a_coroutine)
+        assert made[0].cr_frame is None  # closed: no "never awaited" warning
+        made.clear()
+        gc.collect()
 
 
 @pytest.mark.parametrize("timeout", [0, -1, float("nan")])

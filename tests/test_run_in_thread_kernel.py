@@ -15,11 +15,14 @@ SETUP = (
     "where = threading.local()\n"
 )
 
+# Both count while they run (the marker comes after the first count), so a count that
+# stops moving proves the work stopped.
 WORK = {
     "busy_loop": (
         "def work():\n"
         "    where.mark = 'kept'\n"
         "    try:  # the marker inside: the interrupt may land right after it\n"
+        "        state['count'] += 1\n"
         "        print('work started', flush=True)\n"
         "        while True:\n"
         "            state['count'] += 1\n"
@@ -28,8 +31,15 @@ WORK = {
         "run_in_thread(work)\n"
     ),
     "asyncio_run": (
+        "async def beat():\n"
+        "    while True:\n"
+        "        state['count'] += 1\n"
+        "        await asyncio.sleep(0)\n"
         "async def slow():\n"
+        "    heartbeat = asyncio.ensure_future(beat())\n"
         "    try:\n"
+        "        while not state['count']:\n"
+        "            await asyncio.sleep(0)\n"
         "        print('work started', flush=True)\n"
         "        await asyncio.sleep(60)\n"
         "    finally:\n"
@@ -50,7 +60,12 @@ def test_interrupt_kernel_stops_the_work_and_the_thread_is_reused(work: str) -> 
         cell = kernel.submit(WORK[work])
         kernel.interrupt_once_running(cell, "work started")  # printed by the worker, in this cell
         assert kernel.ok("state['finally ran']").result == "True"
-        counted = kernel.ok("state['count']").result
-        assert kernel.ok("state['count']").result == counted  # the loop no longer runs
-        # The next call runs on the same worker: its thread-local state is still there.
-        assert kernel.ok("run_in_thread(lambda: where.mark)").result == "'kept'"
+        # The next call runs on the same worker (its thread-local state is still there), so
+        # the work ended; and the count did not move while this cell waited for that call
+        # (the wait lets any other thread run).
+        cell = kernel.ok(
+            "counted = state['count']\n"
+            "mark = run_in_thread(lambda: where.mark)\n"
+            "counted > 0, mark, state['count'] == counted"
+        )
+        assert cell.result == "(True, 'kept', True)"

@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from thread_pool_check import WAIT, assert_no_worker_left
+from thread_pool_check import WAIT, assert_no_worker_left, retire_idle_workers
 
 from asyncbridge_ext import run_coroutine_in_new_loop, run_in_thread
 from asyncbridge_ext._interrupts import INTERRUPTS
@@ -40,10 +40,17 @@ def slow_asyncio_run(started: threading.Event, finally_ran: threading.Event) -> 
 def test_a_timeout_cancels_the_tasks_of_a_loop_running_in_the_worker() -> None:
     started, finally_ran = threading.Event(), threading.Event()
     begun = time.monotonic()
-    with pytest.raises(TimeoutError, match=r"slow_asyncio_run\(\) did not finish within 0\.3 s"):
-        run_in_thread(slow_asyncio_run, started, finally_ran, timeout=0.3)
+    # A long grace: the second way of stopping (StopRequested raised in the worker) only
+    # comes halfway through it, 10 s in, so a return within 2 s means the tasks were
+    # cancelled at once.
+    with pytest.raises(
+        TimeoutError,
+        match=r"slow_asyncio_run\(\) did not finish within 0\.3 s; it was cancelled and its "
+        r"finally blocks ran$",
+    ):
+        run_in_thread(slow_asyncio_run, started, finally_ran, timeout=0.3, cancel_grace=20)
     assert time.monotonic() - begun < 2  # cancelled at once, not after the grace period
-    assert finally_ran.is_set()
+    assert finally_ran.is_set()  # what the message says
 
 
 def test_a_timeout_stops_a_uvloop_running_in_the_worker() -> None:
@@ -338,3 +345,30 @@ def test_a_loop_left_as_the_running_loop_of_the_worker_is_kept_between_calls() -
         assert run_in_thread(kept) == [loop]
     finally:
         loop.close()
+
+def test_the_thread_limit_counts_abandoned_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two calls stuck in a C call, abandoned, fill a limit of two: the next is refused."""
+    retire_idle_workers()
+    pool = thread_pool()
+    monkeypatch.setattr(pool, "max_threads", 2)
+    release = threading.Event()
+    stuck = []
+    try:
+        for _ in range(2):
+            with pytest.raises(TimeoutError, match="did not stop in time"):
+                run_in_thread(release.wait, timeout=0.05, cancel_grace=0.1)
+        assert pool.status() == {"busy": 0, "idle": 0, "abandoned": 2}  # the limit is reached
+        stuck = [w.thread for w in pool._abandoned]
+        with pytest.raises(RuntimeError) as refused:
+            run_in_thread(int)
+        assert str(refused.value).startswith(
+            "run_in_thread() has 2 worker threads busy (2 of them abandoned, stuck in "
+            "blocking calls); it starts no more."
+        )
+        assert "restart the kernel" in str(refused.value)
+    finally:
+        release.set()
+    for thread in stuck:
+        thread.join(WAIT)  # each exits once its function returns
+        assert not thread.is_alive()
+    assert run_in_thread(int) == 0  # room again: the stuck ones are gone

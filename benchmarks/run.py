@@ -14,12 +14,14 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import growth
 import kernel_bench
 import nested_cost
 import percall
@@ -37,18 +39,29 @@ IMPORT_SNIPPET = (
 )
 
 
-def import_ms(repeats: int) -> list[float]:
-    """``import asyncbridge_ext`` in fresh processes that already imported asyncio (ms)."""
+def import_ms(repeats: int, bytecode: Path | None = None) -> list[float]:
+    """``import asyncbridge_ext`` in fresh processes that already imported asyncio (ms).
+
+    ``bytecode``: a directory for cached bytecode (``PYTHONPYCACHEPREFIX``), filled by
+    two untimed imports first, so modules load from ``.pyc`` as they do once installed;
+    without it the environment decides (``PYTHONDONTWRITEBYTECODE=1`` compiles from source).
+    """
+    env = dict(os.environ)
+    if bytecode is not None:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(bytecode)
     times = []
-    for _ in range(repeats):
+    for index in range(repeats + (2 if bytecode is not None else 0)):
         out = subprocess.run(
             [sys.executable, "-c", IMPORT_SNIPPET],
             capture_output=True,
             text=True,
             check=True,
             timeout=60,
+            env=env,
         ).stdout
-        times.append(float(out))
+        if bytecode is None or index >= 2:
+            times.append(float(out))
     return times
 
 
@@ -64,6 +77,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds")
     parser.add_argument("--calls", type=int, default=400, help="calls per contender per round")
     parser.add_argument("--scale-calls", type=int, default=200, help="calls per caller thread")
+    parser.add_argument("--growth-rounds", type=int, default=7, help="rounds of the growth curve")
     parser.add_argument("--no-kernel", action="store_true", help="skip the Jupyter kernel rows")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -80,13 +94,15 @@ def main() -> None:
 
     print("per-call rounds ...", flush=True)
     samples = percall.measure_in_running_loop(list(CONTENDERS), args.rounds, args.calls)
-    print("busy caller loop ...", flush=True)
-    busy: dict[int, list[float]] = {0: [], 2000: []}
-    for _ in range(3):
-        for pending in busy:
-            busy[pending].append(percall.fresh_loop_with_busy_caller(pending))
+    print("growth: per call against pending tasks elsewhere ...", flush=True)
+    curve = growth.pending_tasks_curve(rounds=args.growth_rounds, calls=150)
+    print("run_in_thread against the executor floor and anyio ...", flush=True)
+    thread_calls = growth.thread_calls()
     print("import time ...", flush=True)
-    imports = import_ms(15)
+    with tempfile.TemporaryDirectory(prefix="asyncbridge-pyc-") as pyc:
+        imports = import_ms(15, Path(pyc))
+    imports_source = import_ms(9)
+    info["no_bytecode_env"] = os.environ.get("PYTHONDONTWRITEBYTECODE", "")
     kernels: dict[str, Any] = {}
     if not args.no_kernel:
         for mode in ("thread", "auto", "nest"):
@@ -110,7 +126,10 @@ def main() -> None:
         "per_call_us": {name: statistics.median(values) for name, values in samples.items()},
         "per_call_samples": samples,
         "import_ms": imports,
-        "busy_us": {pending: statistics.median(values) for pending, values in busy.items()},
+        "import_source_ms": imports_source,
+        "growth_samples": curve,
+        "growth_us": {api: growth.medians(levels) for api, levels in curve.items()},
+        "thread_call_us": growth.medians(thread_calls),
         "kernels": kernels,
         "scale": scale_rows,
     }

@@ -454,3 +454,97 @@ def chart(results: dict[str, Any], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+README_START = "<!-- make bench writes from here to the end marker; edit report.py instead -->"
+README_END = "<!-- end of the part make bench writes -->"
+TIMES = "\u00d7"  # the multiplication sign the README uses
+
+README_ROWS = {
+    "fresh_loop": "`run_coroutine_in_new_loop` (fresh loop every call)",
+    "loop_thread": "`LoopThread.run`",
+    "naive": "naive: new thread + new loop per call",
+    "textbook": "`run_coroutine_threadsafe(...).result()`, persistent loop",
+    "anyio": "anyio `BlockingPortal.call`",
+    "jupyter_core": "`jupyter_core.utils.run_sync`",
+    "nest_asyncio2": "nested `asyncio.run` under nest_asyncio2",
+}
+
+
+def readme_section(results: dict[str, Any]) -> str:
+    """The README's figures, from the same run as latest.md."""
+    info, per, kernels = results["info"], results["per_call_us"], results["kernels"]
+    lines = [
+        f"One run on a {info['machine'].split(', ')[-1]} machine, Python {info['python']} "
+        f"(load average {info['load_before'].split(' / ')[0]} at the start, "
+        f"{info['load_after'].split(' / ')[0]} at the end; compare ratios, not microseconds):",
+        "",
+        f"| per call | µs | {TIMES} naive helper |",
+        "|---|---:|---:|",
+    ]
+    for name, label in README_ROWS.items():
+        if name in per:
+            lines.append(f"| {label} | {per[name]:.0f} | {per[name] / per['naive']:.2f} |")
+    lt = per["loop_thread"]
+    text = [
+        f"`LoopThread.run` costs {lt / per['textbook']:.2f}{TIMES} the textbook "
+        f"`run_coroutine_threadsafe` floor and {lt / per['anyio']:.2f}{TIMES} anyio's portal.",
+    ]
+    curves = _growth_curves(results)
+    worst = max(
+        (curve[level] / curve[0], api)
+        for api, curve in curves.items()
+        for level in (2000, 20000)
+        if level in curve and 0 in curve
+    )
+    text.append(
+        "The cost of a call does not depend on unrelated tasks elsewhere in the process: with "
+        f"up to 20,000 tasks pending on the caller's loop the largest ratio to none was "
+        f"{worst[0]:.2f}{TIMES} ({worst[1]})."
+    )
+    threads = results["thread_call_us"]
+    text.append(
+        f"`run_in_thread` costs {threads['run_in_thread'] / threads['executor']:.2f}{TIMES} "
+        "a plain "
+        "`ThreadPoolExecutor.submit(...).result()` and "
+        f"{threads['run_in_thread'] / threads['anyio']:.2f}{TIMES} anyio's "
+        "`portal.call(to_thread.run_sync, ...)`."
+    )
+    text.append(
+        f"`import asyncbridge_ext` takes {statistics.median(results['import_ms']):.1f} ms "
+        f"({statistics.median(results['import_source_ms']):.1f} ms when every module is "
+        "compiled from source)."
+    )
+    cell = kernels.get("thread", {}).get("cell_us")
+    if cell:
+        text.append(
+            f"In a kernel (thread mode), `%%in_new_loop` adds "
+            f"{(cell['in_new_loop'] - cell['plain']) / 1e3:.2f} ms to a cell and `%%in_thread` "
+            f"{(cell['in_thread'] - cell['plain']) / 1e3:.2f} ms."
+        )
+    nested = kernels.get("nested_run", {})
+    if "ratio" in nested:
+        text.append(
+            "A nested `asyncio.run` in thread mode, timed inside the kernel, costs "
+            f"{nested['ratio']:.2f}{TIMES} the same `asyncio.run` in the main thread of a "
+            "plain script."
+        )
+    modes = [
+        f"{mode} mode {_throughput_ratio(kernels[mode]):.3f}{TIMES}"
+        for mode in ("thread", "auto", "nest")
+        if "tasks_per_s_after" in kernels.get(mode, {})
+    ]
+    if modes:
+        text.append("Kernel asyncio throughput after `%load_ext`: " + ", ".join(modes) + ".")
+    return "\n".join([*lines, "", " ".join(text)])
+
+
+def write_readme_section(readme: Path, section: str) -> bool:
+    """Replace the README's part between the markers; False if the markers are missing."""
+    text = readme.read_text()
+    if README_START not in text or README_END not in text:
+        return False
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    readme.write_text(f"{head}{README_START}\n\n{section}\n\n{README_END}{tail}")
+    return True

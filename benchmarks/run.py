@@ -137,6 +137,10 @@ def main() -> None:
     text = report.markdown(results)
     (args.out / "latest.md").write_text(text)
     report.chart(results, args.out / "latest.png")
+    if args.out == RESULTS:  # the README shows the figures of the committed results
+        readme = RESULTS.parents[1] / "README.md"
+        if not report.write_readme_section(readme, report.readme_section(results)):
+            print(f"note: {readme} has no benchmark markers; left alone", file=sys.stderr)
     print(text)
 
 

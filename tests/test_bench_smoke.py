@@ -119,3 +119,19 @@ def test_report_renders_the_new_tables_and_the_chart(tmp_path: Path) -> None:
     assert "%%in_thread cell after 2,000 earlier cells ≤ 1.2x after 50 | 1.05x" in text
     report.chart(results, tmp_path / "chart.png")
     assert (tmp_path / "chart.png").stat().st_size > 0
+    section = report.readme_section(results)
+    assert "| `LoopThread.run` | 101 |" in section
+    assert "the largest ratio to none was 1.10" in section
+    readme = tmp_path / "README.md"
+    readme.write_text(f"before\n{report.README_START}\nold figures\n{report.README_END}\nafter\n")
+    assert report.write_readme_section(readme, section)
+    written = readme.read_text()
+    assert "old figures" not in written and section in written
+    assert written.startswith("before\n") and written.endswith("after\n")
+
+
+def test_the_readme_has_the_markers_make_bench_writes_between() -> None:
+    import report
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert text.count(report.README_START) == 1 and text.count(report.README_END) == 1

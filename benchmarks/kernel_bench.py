@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -67,26 +68,30 @@ async def _alternate(pairs):
     ip.run_line_magic("load_ext", "asyncbridge_ext")
     return before, after
 def _cells_growth(points, per_point=60, batch=20):
-    # %%in_thread cells run as real cells (history stored, execution count growing):
-    # the cost of one cell after `point` earlier ones, median of batches.
+    # Real cells (history stored, execution count growing): the cost of a plain cell and
+    # of an %%in_thread cell after `point` earlier ones, interleaved batches, medians.
+    # History is written to its database in bulk, so an fsync per cell does not dominate.
     ip = get_ipython()
-    source = "%%in_thread\n_x = 1 + 1\n"
-    done, costs = 0, {}
+    ip.history_manager.db_cache_size = 10**6
+    sources = {"plain": "_x = 1 + 1\n", "in_thread": "%%in_thread\n_x = 1 + 1\n"}
+    done, costs = 0, {name: {} for name in sources}
     for point in points:
         while done < point:
-            ip.run_cell(source, store_history=True)
+            ip.run_cell(sources["in_thread"], store_history=True)
             done += 1
-        batches = []
+        batches = {name: [] for name in sources}
         for _ in range(per_point // batch):
-            start = time.perf_counter()
-            for _ in range(batch):
-                if not ip.run_cell(source, store_history=True).success:
-                    raise RuntimeError("an %%in_thread cell failed")
-            batches.append((time.perf_counter() - start) / batch * 1e6)
-            done += batch
-        costs[point] = statistics.median(batches)
+            for name, source in sources.items():
+                start = time.perf_counter()
+                for _ in range(batch):
+                    if not ip.run_cell(source, store_history=True).success:
+                        raise RuntimeError(f"a {name} cell failed")
+                batches[name].append((time.perf_counter() - start) / batch * 1e6)
+                done += batch
+        for name in sources:
+            costs[name][point] = statistics.median(batches[name])
     return costs
-async def _run_async_growth(levels, rounds=3, calls=60):
+async def _run_async_growth(levels, rounds=5, calls=80):
     # %run_async from sync code while the kernel's loop holds `level` pending tasks.
     ip = get_ipython()
     release = asyncio.Event()
@@ -110,7 +115,7 @@ async def _run_async_growth(levels, rounds=3, calls=60):
     finally:
         release.set()
         await asyncio.gather(*pending, return_exceptions=True)
-    return {level: statistics.median(values) for level, values in samples.items()}
+    return samples
 def _load_ext():
     start = time.perf_counter()
     get_ipython().run_line_magic("load_ext", "asyncbridge_ext")
@@ -176,7 +181,7 @@ PENDING = (0, 200, 2000, 20000)
 CELL_POINTS = (50, 300, 1000, 2000)  # the first 50 cells also warm up
 
 
-def _int_keys(values: dict[str, float]) -> dict[int, float]:
+def _int_keys(values: dict[str, Any]) -> dict[int, Any]:
     """JSON turned the int keys into strings; turn them back."""
     return {int(key): value for key, value in values.items()}
 
@@ -221,12 +226,14 @@ def measure_mode(mode: str, rounds: int = 5) -> dict[str, Any]:
         result["tasks_per_s_after"] = after
         result["cell_us"] = kernel.run("print(json.dumps(_cell_overhead(9, 100)))")
         if mode == "thread":
-            result["run_async_us"] = _int_keys(
+            samples = _int_keys(
                 kernel.run(f"print(json.dumps(await _run_async_growth({list(PENDING)!r})))")
             )
-            result["cells_growth_us"] = _int_keys(
-                kernel.run(f"print(json.dumps(_cells_growth({list(CELL_POINTS)!r})))")
-            )
+            result["run_async_samples"] = samples
+            result["run_async_us"] = {k: statistics.median(v) for k, v in samples.items()}
+            cells = kernel.run(f"print(json.dumps(_cells_growth({list(CELL_POINTS)!r})))")
+            result["cells_growth_us"] = _int_keys(cells["in_thread"])
+            result["cells_growth_plain_us"] = _int_keys(cells["plain"])
         return result
     finally:
         kernel.close()

@@ -11,6 +11,7 @@ from contenders import CONTENDERS
 LABELS = {name: label for name, (label, _) in CONTENDERS.items()}
 LABELS["nest_asyncio2"] = "nested asyncio.run under nest_asyncio2 (own process)"
 PEERS = ["naive", "textbook", "anyio", "jupyter_core", "nest_asyncio2"]
+RUN_ASYNC = "%run_async (in a kernel)"
 THREAD_LABELS = {
     "run_in_thread": "asyncbridge_ext run_in_thread(f, x)",
     "executor": "ThreadPoolExecutor(1).submit(f, x).result() (the floor)",
@@ -204,11 +205,15 @@ def _targets(results: dict[str, Any]) -> list[Row]:
 
 
 def _growth_fastest(results: dict[str, Any]) -> dict[str, dict[int, float]]:
-    """api -> pending tasks -> the fastest round (in-process APIs only)."""
-    return {
+    """api -> pending tasks -> the fastest round."""
+    fastest = {
         api: {int(level): min(values) for level, values in levels.items()}
         for api, levels in results.get("growth_samples", {}).items()
     }
+    run_async = results["kernels"].get("thread", {}).get("run_async_samples")
+    if run_async:
+        fastest[RUN_ASYNC] = {int(level): min(values) for level, values in run_async.items()}
+    return fastest
 
 
 def _growth_curves(results: dict[str, Any]) -> dict[str, dict[int, float]]:
@@ -219,7 +224,7 @@ def _growth_curves(results: dict[str, Any]) -> dict[str, dict[int, float]]:
     }
     run_async = results["kernels"].get("thread", {}).get("run_async_us")
     if run_async:
-        curves["%run_async (in a kernel)"] = {int(k): v for k, v in run_async.items()}
+        curves[RUN_ASYNC] = {int(k): v for k, v in run_async.items()}
     return curves
 
 
@@ -347,7 +352,7 @@ def markdown(results: dict[str, Any]) -> str:
         "`get_ipython().run_cell(...)` in a loop inside the kernel, `_x = 1 + 1` as a plain "
         "cell and under `%%in_new_loop` / `%%in_thread`, interleaved rounds, median.",
         "",
-        *_cells_growth_lines(results["kernels"].get("thread", {}).get("cells_growth_us")),
+        *_cells_growth_lines(results["kernels"].get("thread", {})),
         "",
         *_nested_run_lines(results["kernels"].get("nested_run", {})),
         "",
@@ -381,21 +386,30 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _cells_growth_lines(cells: dict[Any, float] | None) -> list[str]:
+def _cells_growth_lines(kernel: dict[str, Any]) -> list[str]:
+    cells = kernel.get("cells_growth_us")
     if not cells:
         return ["`%%in_thread` cells against earlier cells: not measured."]
     points = sorted(cells, key=int)
-    first = cells[points[0]]
-    return [
-        "`%%in_thread` cells run as real cells (history stored, execution count growing), "
-        "thread mode; µs per cell after this many earlier ones (the first 50 also warm up):",
+    rows = [("`%%in_thread` cell", cells)]
+    if kernel.get("cells_growth_plain_us"):
+        rows.append(("plain cell (for comparison)", kernel["cells_growth_plain_us"]))
+    lines = [
+        "`%%in_thread` cells run as real cells (history stored, in bulk; execution count "
+        "growing), thread mode; µs per cell after this many earlier ones (the first 50 also "
+        "warm up), and the ratio to the first point:",
         "",
         "| earlier cells | " + " | ".join(f"{int(p):,}" for p in points) + " |",
         "|---|" + "---:|" * len(points),
-        "| µs per `%%in_thread` cell | "
-        + " | ".join(f"{cells[p]:.0f} ({cells[p] / first:.2f}x)" for p in points)
-        + " |",
     ]
+    for label, values in rows:
+        first = values[points[0]]
+        lines.append(
+            f"| {label} | "
+            + " | ".join(f"{values[p]:.0f} ({values[p] / first:.2f}x)" for p in points)
+            + " |"
+        )
+    return lines
 
 
 def _nested_run_lines(nested: dict[str, Any]) -> list[str]:

@@ -9,6 +9,7 @@ measured in this same run. Numbers from a shared machine are noisy: read the rat
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
@@ -134,10 +135,18 @@ def main() -> None:
         "scale": scale_rows,
     }
     args.out.mkdir(parents=True, exist_ok=True)
+    # Every figure of the run, so the report can be written again without measuring
+    # (python benchmarks/run.py --rewrite); JSON turns the integer keys into strings.
+    (args.out / "latest.json").write_text(json.dumps(results, indent=1))
+    write_reports(results, args.out)
+
+
+def write_reports(results: dict[str, Any], out: Path) -> None:
+    """latest.md, latest.png and (for the committed results) the README's figures."""
     text = report.markdown(results)
-    (args.out / "latest.md").write_text(text)
-    report.chart(results, args.out / "latest.png")
-    if args.out == RESULTS:  # the README shows the figures of the committed results
+    (out / "latest.md").write_text(text)
+    report.chart(results, out / "latest.png")
+    if out == RESULTS:  # the README shows the figures of the committed results
         readme = RESULTS.parents[1] / "README.md"
         if not report.write_readme_section(readme, report.readme_section(results)):
             print(f"note: {readme} has no benchmark markers; left alone", file=sys.stderr)
@@ -145,4 +154,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--rewrite"]:  # the report again, from results/latest.json
+        write_reports(json.loads((RESULTS / "latest.json").read_text()), RESULTS)
+    else:
+        main()

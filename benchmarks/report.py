@@ -397,7 +397,9 @@ def _cells_growth_lines(kernel: dict[str, Any]) -> list[str]:
     lines = [
         "`%%in_thread` cells run as real cells (history stored, in bulk; execution count "
         "growing), thread mode; µs per cell after this many earlier ones (the first 50 also "
-        "warm up), and the ratio to the first point:",
+        "warm up), the fastest of 8 interleaved batches of 10 (bursts of load from other "
+        "processes on this shared machine swamp medians here; a cost that grew with the cells "
+        "would show in the fastest batch too), and the ratio to the first point:",
         "",
         "| earlier cells | " + " | ".join(f"{int(p):,}" for p in points) + " |",
         "|---|" + "---:|" * len(points),

@@ -44,6 +44,21 @@ def unfinished_tasks(loop: asyncio.AbstractEventLoop, this: asyncio.Task[Any]) -
     return [task for task in asyncio.all_tasks(loop) if task is not this]
 
 
+def _machinery_in_place(loop: asyncio.AbstractEventLoop) -> bool:
+    """Does the loop's own machinery still hold the references it held at the start?
+
+    Code on the loop could drop some of them, and so hide as many unrecorded tasks from
+    the count: the async generator hooks the running loop installed in this thread, and
+    the running-loop record (which a library may swap for a loop of its own).
+    """
+    hooks = sys.get_asyncgen_hooks()
+    return (
+        getattr(hooks.firstiter, "__self__", None) is loop
+        and getattr(hooks.finalizer, "__self__", None) is loop
+        and asyncio.get_running_loop() is loop
+    )
+
+
 class FreshLoopTasks:
     """Records the tasks made on one fresh loop through its task factory.
 
@@ -107,12 +122,13 @@ class FreshLoopTasks:
     def recorded_are_all(self, loop: asyncio.AbstractEventLoop, extra: int) -> bool:
         """True only if no task of ``loop`` can exist that the factory did not record.
 
-        Call after the recorded tasks have finished. ``extra`` is how many references
-        to ``loop`` the calling code holds now that it did not hold at
-        :meth:`note_start` (a local, a timer).
+        Call when no recorded task is unfinished. ``extra`` is how many references to
+        ``loop`` the calling code holds now that it did not hold at :meth:`note_start`
+        (a local, a timer).
         """
         if self._baseline is None:
-            return True  # no factory: recorded() walked all_tasks already
-        if self.disturbed or not self._factory_in_place(loop):
             return False
-        return self._references(loop) - extra == self._baseline
+        references = self._references(loop)  # first: the checks below make temporaries
+        if self.disturbed or not self._factory_in_place(loop) or not _machinery_in_place(loop):
+            return False
+        return references - extra == self._baseline

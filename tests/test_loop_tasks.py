@@ -292,3 +292,26 @@ def test_loop_tasks_on_a_fresh_loop_finds_a_task_built_directly() -> None:
 
     assert run_coroutine_in_new_loop(evaluate(), timeout=30) == 1
     assert not blocked.finally_ran.is_set()  # cancelled before its first step
+
+
+def test_a_task_is_found_after_the_coroutine_replaced_the_async_generator_hooks() -> None:
+    # Dropping the loop's hooks drops two references to the loop: exactly what a task
+    # waiting on a future of its own adds, so the count alone would balance.
+    finally_ran = threading.Event()
+
+    async def wait_on(future: asyncio.Future[None]) -> None:
+        try:
+            await future
+        finally:
+            finally_ran.set()
+
+    async def body() -> int:
+        loop = asyncio.get_running_loop()
+        sys.set_asyncgen_hooks(firstiter=None, finalizer=None)
+        asyncio.Task(wait_on(loop.create_future()), loop=loop)
+        await asyncio.sleep(0)
+        del loop
+        return 1
+
+    assert run_coroutine_in_new_loop(body(), timeout=30) == 1
+    assert finally_ran.is_set()

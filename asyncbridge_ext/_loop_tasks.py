@@ -16,7 +16,12 @@ runs, only our own machinery refers to the fresh loop; after the recorded tasks 
 cancelled and awaited, any reference beyond that machinery and the recorded tasks means
 something unrecorded may still live on the loop, and then the tidy-up walks
 ``asyncio.all_tasks(loop)`` as before. So the walk is skipped only when no unrecorded
-task can exist; an extra reference of any other kind only costs the walk.
+task can exist; an extra reference of any other kind only costs the walk. Fewer
+references than expected would hide tasks, so the count is trusted only while nothing
+that held a reference at the start can have let go of it: the caller's thread holds the
+loop through fixed references (a cell and one job tuple), a cancellation request from
+another thread marks the record as disturbed, and the tidy-up checks that the running
+loop and its async generator hooks in this thread are still the fresh loop's own.
 
 The witness needs exact reference counts, so it is used only where they are exact (not
 on free-threaded builds) and on asyncio's own selector loops, whose machinery was

@@ -313,9 +313,10 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"`import asyncbridge_ext` after `import asyncio`, fresh process, bytecode cached: "
         f"median {statistics.median(imports):.1f} ms (min {min(imports):.1f}, max "
-        f"{max(imports):.1f}, n={len(imports)}); compiled from source each time (this "
-        f"environment's PYTHONDONTWRITEBYTECODE={info.get('no_bytecode_env') or 'unset'}): "
-        f"median {statistics.median(source):.1f} ms (n={len(source)}).",
+        f"{max(imports):.1f}, n={len(imports)}); compiled from source each time (as here, "
+        f"where the environment sets PYTHONDONTWRITEBYTECODE="
+        f"{info.get('no_bytecode_env') or 'unset'}, unless bytecode lies next to the "
+        f"sources): median {statistics.median(source):.1f} ms (n={len(source)}).",
     ]
     lines += [
         "",

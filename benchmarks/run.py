@@ -40,19 +40,22 @@ IMPORT_SNIPPET = (
 )
 
 
-def import_ms(repeats: int, bytecode: Path | None = None) -> list[float]:
+def import_ms(repeats: int, bytecode: Path, cached: bool) -> list[float]:
     """``import asyncbridge_ext`` in fresh processes that already imported asyncio (ms).
 
-    ``bytecode``: a directory for cached bytecode (``PYTHONPYCACHEPREFIX``), filled by
-    two untimed imports first, so modules load from ``.pyc`` as they do once installed;
-    without it the environment decides (``PYTHONDONTWRITEBYTECODE=1`` compiles from source).
+    Bytecode is read from and written to the directory ``bytecode`` only
+    (``PYTHONPYCACHEPREFIX``), so ``.pyc`` files lying next to the sources do not count.
+    ``cached``: two untimed imports fill it first, so modules load from ``.pyc`` as they do
+    once installed; otherwise nothing is written there (``PYTHONDONTWRITEBYTECODE=1``) and
+    every import compiles the package from source.
     """
-    env = dict(os.environ)
-    if bytecode is not None:
+    env = dict(os.environ, PYTHONPYCACHEPREFIX=str(bytecode))
+    if cached:
         env.pop("PYTHONDONTWRITEBYTECODE", None)
-        env["PYTHONPYCACHEPREFIX"] = str(bytecode)
+    else:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
     times = []
-    for index in range(repeats + (2 if bytecode is not None else 0)):
+    for index in range(repeats + (2 if cached else 0)):
         out = subprocess.run(
             [sys.executable, "-c", IMPORT_SNIPPET],
             capture_output=True,
@@ -61,7 +64,7 @@ def import_ms(repeats: int, bytecode: Path | None = None) -> list[float]:
             timeout=60,
             env=env,
         ).stdout
-        if bytecode is None or index >= 2:
+        if not cached or index >= 2:
             times.append(float(out))
     return times
 
@@ -101,8 +104,9 @@ def main() -> None:
     thread_calls = growth.thread_calls()
     print("import time ...", flush=True)
     with tempfile.TemporaryDirectory(prefix="asyncbridge-pyc-") as pyc:
-        imports = import_ms(15, Path(pyc))
-    imports_source = import_ms(9)
+        imports = import_ms(15, Path(pyc), cached=True)
+    with tempfile.TemporaryDirectory(prefix="asyncbridge-nopyc-") as pyc:
+        imports_source = import_ms(9, Path(pyc), cached=False)
     info["no_bytecode_env"] = os.environ.get("PYTHONDONTWRITEBYTECODE", "")
     kernels: dict[str, Any] = {}
     if not args.no_kernel:

@@ -101,7 +101,7 @@ def main() -> None:
     print("growth: per call against pending tasks elsewhere ...", flush=True)
     curve = growth.pending_tasks_curve(rounds=args.growth_rounds, calls=150)
     print("run_in_thread against the executor floor and anyio ...", flush=True)
-    thread_calls = growth.thread_calls()
+    thread_calls = growth.thread_calls(rounds=15)
     print("import time ...", flush=True)
     with tempfile.TemporaryDirectory(prefix="asyncbridge-pyc-") as pyc:
         imports = import_ms(15, Path(pyc), cached=True)

@@ -10,16 +10,34 @@ import asyncio
 import logging
 from typing import Any
 
+from ._loop_tasks import FreshLoopTasks, unfinished_tasks
+
 logger = logging.getLogger("asyncbridge_ext")
 
 
-async def tidy_loop_before_close(grace: float, what: str) -> None:
+#: References to the loop held, besides those at :meth:`FreshLoopTasks.note_start`, when
+#: :func:`_leftovers` asks :meth:`FreshLoopTasks.recorded_are_all`: the ``loop`` local
+#: of :func:`tidy_loop_before_close`, the ``loop`` argument of :func:`_leftovers`, and
+#: the grace timer.
+_TIDY_REFERENCES = 3
+
+
+async def tidy_loop_before_close(
+    grace: float,
+    what: str,
+    tasks: FreshLoopTasks | None = None,
+) -> None:
     """Cancel every other task, finalize async generators, shut down the default executor.
 
     Runs as a task on the loop being tidied, on that loop's thread. One timer bounds the
     whole of it by ``grace`` seconds (cheaper than a ``wait_for`` per step, which would
     start a task each on Python 3.11); past that it gives up with a logged warning and
     the loop is closed anyway. ``what`` names the loop in that warning.
+
+    The other tasks are found with ``asyncio.all_tasks(loop)``, or, for a fresh loop
+    whose ``tasks`` recorded them, from that record, walking ``all_tasks`` as well
+    when the record cannot vouch that it holds every task (see
+    :mod:`asyncbridge_ext._loop_tasks`).
     """
     loop = asyncio.get_running_loop()
     this = asyncio.current_task()
@@ -30,12 +48,14 @@ async def tidy_loop_before_close(grace: float, what: str) -> None:
         # One turn of the loop first: async generators the coroutine dropped have their
         # aclose() scheduled by a finalizer callback; let it create those tasks now.
         await asyncio.sleep(0)
-        leftovers = [task for task in asyncio.all_tasks(loop) if task is not this]
-        if leftovers:
+        # Again after each round: a task being cancelled may start another one.
+        leftovers = _leftovers(loop, this, tasks)
+        while leftovers:
             for task in leftovers:
                 task.cancel()
             await asyncio.wait(leftovers)
             _report_failed_leftovers(loop, leftovers)
+            leftovers = _leftovers(loop, this, tasks)
         await loop.shutdown_asyncgens()
         await loop.shutdown_default_executor()
     except asyncio.CancelledError:
@@ -47,6 +67,18 @@ async def tidy_loop_before_close(grace: float, what: str) -> None:
         )
     finally:
         timer.cancel()
+
+
+def _leftovers(
+    loop: asyncio.AbstractEventLoop, this: asyncio.Task[Any], tasks: FreshLoopTasks | None
+) -> list[asyncio.Task[Any]]:
+    """The loop's unfinished tasks other than ``this``: from the record when it has
+    some, or can vouch that there are none; else by walking ``asyncio.all_tasks``."""
+    if tasks is not None and tasks.recording:
+        recorded = tasks.recorded(this)
+        if recorded or tasks.recorded_are_all(loop, _TIDY_REFERENCES):
+            return recorded
+    return unfinished_tasks(loop, this)
 
 
 def _report_failed_leftovers(

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from ._awaitables import as_coroutine, check_grace, check_timeout, close_quietly
 from ._closing import tidy_loop_before_close
+from ._loop_tasks import FreshLoopTasks
 from ._per_process import PerProcess
 from ._waiting import (
     DEFAULT_CANCEL_GRACE,
@@ -95,33 +96,42 @@ def run_coroutine_in_new_loop(
         raise
     call: Call[T] = Call()
     loop = asyncio.new_event_loop()
+    tasks = FreshLoopTasks(loop)  # its task factory records the loop's tasks
     # The task is created here, before any thread runs the loop, so a cancellation
     # request always finds both the loop and the task, however early it comes.
-    task = create_task_in_context(loop, _run_then_clean_up(call, coro, grace), call)
+    task = create_task_in_context(loop, _run_then_clean_up(call, coro, grace, tasks), call)
+    # One tuple for the worker: while the call runs, this thread's references to the
+    # loop stay fixed (the loop's tidy-up counts them; see FreshLoopTasks).
+    job: _Job = (loop, task, call)
 
     def request_cancel() -> None:
+        tasks.disturbed = True  # before the request's handle refers to the loop
         try:
             loop.call_soon_threadsafe(cancel_if_running, call)
         except RuntimeError:
             pass  # the loop is already closed: the coroutine has finished
 
     def hand_over() -> None:
-        _worker_pool().submit(loop, task, call)
+        _worker_pool().submit(job)
 
     # Submitted inside the wait: starting a worker thread can take long enough for the
     # coroutine to run (and a Ctrl-C to arrive) before submit() returns.
     return wait_for_outcome(call, timeout, grace, request_cancel, hand_over)
 
 
-async def _run_then_clean_up(call: Call[T], coro: Coroutine[Any, Any, T], grace: float) -> None:
+async def _run_then_clean_up(
+    call: Call[T], coro: Coroutine[Any, Any, T], grace: float, tasks: FreshLoopTasks
+) -> None:
     """The one task of a fresh loop: run the coroutine, then tidy the loop for closing.
 
     Runs on a worker thread. Cleanup happens in the same task, so a call costs a single
-    ``run_until_complete``.
+    ``run_until_complete``. The loop's references are counted here, before the
+    coroutine runs, and again during the tidy-up, with this frame alive both times.
     """
     __tracebackhide__ = True
+    tasks.note_start(asyncio.get_running_loop())
     await capture_outcome(call, coro, release=False)
-    await tidy_loop_before_close(grace, "a fresh loop")
+    await tidy_loop_before_close(grace, "a fresh loop", tasks)
 
 
 _Job = tuple[asyncio.AbstractEventLoop, "asyncio.Task[None]", Call[Any]]
@@ -142,13 +152,11 @@ class _WorkerPool:
         self._idle = 0  # idle workers not yet promised to a submitted job
         self._names = itertools.count(1)
 
-    def submit(
-        self, loop: asyncio.AbstractEventLoop, task: asyncio.Task[None], call: Call[Any]
-    ) -> None:
-        """Hand ``loop`` and its one ``task`` to a worker. Runs on the caller's thread."""
+    def submit(self, job: _Job) -> None:
+        """Hand a loop and its one task to a worker. Runs on the caller's thread."""
         # Queue first: if a Ctrl-C lands anywhere after this line, the job still runs
         # (now, or on the next worker), so its loop gets the cancellation and is closed.
-        self._jobs.put((loop, task, call))
+        self._jobs.put(job)
         with self._lock:
             if self._idle:
                 self._idle -= 1  # an idle worker will take it (counted as promised)

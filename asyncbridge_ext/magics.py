@@ -143,7 +143,10 @@ class AsyncBridgeMagics(Magics):
         namespace: dict[str, Any] = self.shell.user_ns  # type: ignore[union-attr]
         coro = evaluate_then_await(code, namespace, "%run_async", _run_async_usage)
         try:
-            return run_coroutine_in_new_loop(coro, timeout=timeout)
+            try:
+                return run_coroutine_in_new_loop(coro, timeout=timeout)
+            finally:
+                caller_tasks.stop()  # before this loop runs again, served or not
         except ExpressionRejected as exc:
             rejected = exc
         except BaseException:

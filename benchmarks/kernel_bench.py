@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -39,7 +40,11 @@ async def _throughput(tasks=4000, repeats=5):
 def _cell_overhead(rounds, per_round):
     # Plain cell vs the same body under %%in_new_loop, run through the shell itself.
     ip = get_ipython()
-    sources = {"plain": "_x = 1 + 1\n", "in_new_loop": "%%in_new_loop\n_x = 1 + 1\n"}
+    sources = {
+        "plain": "_x = 1 + 1\n",
+        "in_new_loop": "%%in_new_loop\n_x = 1 + 1\n",
+        "in_thread": "%%in_thread\n_x = 1 + 1\n",
+    }
     for source in sources.values():
         if not ip.run_cell(source, store_history=False, silent=True).success:
             raise RuntimeError(f"cell failed: {source!r}")
@@ -62,6 +67,57 @@ async def _alternate(pairs):
             (after if loaded else before).append(await _throughput(repeats=5))
     ip.run_line_magic("load_ext", "asyncbridge_ext")
     return before, after
+def _cells_growth(points, per_point=80, batch=10):
+    # Real cells (history stored, execution count growing): the cost of a plain cell and
+    # of an %%in_thread cell after `point` earlier ones, interleaved batches; the fastest
+    # batch, since a cost that grew with the cells would show there too, and bursts of
+    # load from other processes do not.
+    # History is written to its database in bulk, so an fsync per cell does not dominate.
+    ip = get_ipython()
+    ip.history_manager.db_cache_size = 10**6
+    sources = {"plain": "_x = 1 + 1\n", "in_thread": "%%in_thread\n_x = 1 + 1\n"}
+    done, costs = 0, {name: {} for name in sources}
+    for point in points:
+        while done < point:
+            ip.run_cell(sources["in_thread"], store_history=True)
+            done += 1
+        batches = {name: [] for name in sources}
+        for _ in range(per_point // batch):
+            for name, source in sources.items():
+                start = time.perf_counter()
+                for _ in range(batch):
+                    if not ip.run_cell(source, store_history=True).success:
+                        raise RuntimeError(f"a {name} cell failed")
+                batches[name].append((time.perf_counter() - start) / batch * 1e6)
+                done += batch
+        for name in sources:
+            costs[name][point] = min(batches[name])
+    return costs
+async def _run_async_growth(levels, rounds=5, calls=80):
+    # %run_async from sync code while the kernel's loop holds `level` pending tasks.
+    ip = get_ipython()
+    release = asyncio.Event()
+    pending = []
+    samples = {level: [] for level in levels}
+    try:
+        for index in range(rounds):
+            for level in (levels if index % 2 == 0 else levels[::-1]):
+                while len(pending) < level:
+                    pending.append(asyncio.ensure_future(release.wait()))
+                while len(pending) > level:
+                    pending.pop().cancel()
+                await asyncio.sleep(0)
+                for _ in range(10):
+                    ip.run_line_magic("run_async", "_tiny(1)")
+                start = time.perf_counter()
+                for _ in range(calls):
+                    if ip.run_line_magic("run_async", "_tiny(1)") != 1:
+                        raise RuntimeError("%run_async gave a wrong result")
+                samples[level].append((time.perf_counter() - start) / calls * 1e6)
+    finally:
+        release.set()
+        await asyncio.gather(*pending, return_exceptions=True)
+    return samples
 def _load_ext():
     start = time.perf_counter()
     get_ipython().run_line_magic("load_ext", "asyncbridge_ext")
@@ -122,6 +178,16 @@ class Kernel:
         self._tmp.cleanup()
 
 
+#: Pending tasks on the kernel's loop for the %run_async curve; earlier cells for %%in_thread.
+PENDING = (0, 200, 2000, 20000)
+CELL_POINTS = (50, 300, 1000, 2000)  # the first 50 cells also warm up
+
+
+def _int_keys(values: dict[str, Any]) -> dict[int, Any]:
+    """JSON turned the int keys into strings; turn them back."""
+    return {int(key): value for key, value in values.items()}
+
+
 def _throughput_cell() -> str:
     return "print(json.dumps(await _throughput()))"
 
@@ -161,6 +227,15 @@ def measure_mode(mode: str, rounds: int = 5) -> dict[str, Any]:
         result["tasks_per_s_before"] = before
         result["tasks_per_s_after"] = after
         result["cell_us"] = kernel.run("print(json.dumps(_cell_overhead(9, 100)))")
+        if mode == "thread":
+            samples = _int_keys(
+                kernel.run(f"print(json.dumps(await _run_async_growth({list(PENDING)!r})))")
+            )
+            result["run_async_samples"] = samples
+            result["run_async_us"] = {k: statistics.median(v) for k, v in samples.items()}
+            cells = kernel.run(f"print(json.dumps(_cells_growth({list(CELL_POINTS)!r})))")
+            result["cells_growth_us"] = _int_keys(cells["in_thread"])
+            result["cells_growth_plain_us"] = _int_keys(cells["plain"])
         return result
     finally:
         kernel.close()

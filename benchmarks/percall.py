@@ -15,9 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from contenders import CONTENDERS, Call, work
-
-from asyncbridge_ext import run_coroutine_in_new_loop
+from contenders import CONTENDERS, Call
 
 HERE = Path(__file__).resolve().parent
 
@@ -110,29 +108,3 @@ if __name__ == "__main__":
     result = medians(measure_in_running_loop(list(CONTENDERS), rounds=7, calls=300))
     for name, value in result.items():
         print(f"{name:15s} {value:8.1f} µs")
-
-
-def fresh_loop_with_busy_caller(pending_tasks: int, calls: int = 300) -> float:
-    """µs per ``run_coroutine_in_new_loop`` call while the caller's loop holds many tasks.
-
-    Cleanup looks for leftover tasks with ``asyncio.all_tasks(loop)``, which before
-    Python 3.14 walks every task alive in the process, whatever its loop.
-    """
-
-    async def cell() -> float:
-        release = asyncio.Event()
-        tasks = [asyncio.ensure_future(release.wait()) for _ in range(pending_tasks)]
-        await asyncio.sleep(0)
-        try:
-            for x in range(50):
-                run_coroutine_in_new_loop(work(x))
-            start = time.perf_counter()
-            for x in range(calls):
-                if run_coroutine_in_new_loop(work(x)) != x + 1:
-                    raise AssertionError("wrong result")
-            return (time.perf_counter() - start) / calls * 1e6
-        finally:
-            release.set()
-            await asyncio.gather(*tasks)
-
-    return asyncio.run(cell())

@@ -56,6 +56,25 @@ COMBINATIONS: dict[str, tuple[str, list[str]]] = {
     ),
     "py3.12": ("3.12", []),
     "py3.13": ("3.13", []),
+    # Google Colab (and Kaggle, built on its image): the kernel-side packages exactly as
+    # googlecolab/backend-info's pip-freeze.txt lists them (2026-08), the archived
+    # nest-asyncio included because it comes preinstalled there. jupyter_client is pinned
+    # too: 7.4.9 serves the test harness, so nothing floats.
+    "colab": (
+        "3.12",
+        [
+            "ipython==7.34.0",
+            "ipykernel==6.17.1",
+            "jupyter-client==7.4.9",
+            "traitlets==5.7.1",
+            "tornado==6.5.7",
+            "pyzmq==26.2.1",
+            "jupyter-core==5.9.1",
+            "nest-asyncio==1.6.0",
+        ],
+    ),
+    # Databricks notebooks (SPEC.md "Where it must work").
+    "databricks": ("3.12", ["ipython==8.30.*", "ipykernel==6.29.5"]),
 }
 # pytest runs all of tests/ and skips nothing on purpose, and the notebooks through nbval
 # too, except where their stored outputs cannot match: traitlets 5.9 words the

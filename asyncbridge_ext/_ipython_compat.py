@@ -44,6 +44,7 @@ except ImportError:  # IPython < 8.8 (Colab's 7.34): no such decorator, and its 
 
         @functools.wraps(magic_func)
         def silenced_by_semicolon(self: Any, line: str, *cell: Any) -> Any:
+            __tracebackhide__ = True  # the user's traceback shows their cell, not this
             result = magic_func(self, line, *cell)
             code = cell[0] if cell and cell[0] is not None else line
             return None if _ends_with_semicolon(code) else result

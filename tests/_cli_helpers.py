@@ -18,7 +18,8 @@ from jupyter_client.manager import KernelManager
 
 USER_EXTENSIONS = ("userext_a", "userext_b", "userext_c")
 AUTORELOAD = "IPython.extensions.autoreload"
-PRINT_LOADED = "print(sorted(get_ipython().extension_manager.loaded))"
+LOADED_MARKER = "loaded extensions: "
+PRINT_LOADED = f"print({LOADED_MARKER!r}, sorted(get_ipython().extension_manager.loaded), sep='')"
 BUILTIN_EXTENSIONS = ("storemagic", "autoreload")
 
 
@@ -91,7 +92,7 @@ def kernel_loaded_extensions(
     with running_kernel(env, spec_root, python) as client:
         reply = client.execute_interactive(PRINT_LOADED, timeout=30, output_hook=collect)
     assert reply["content"]["status"] == "ok", reply["content"]
-    return set(ast.literal_eval("".join(chunks).strip()))
+    return _parse_loaded("".join(chunks))
 
 
 def terminal_loaded_extensions(env: dict[str, str]) -> set[str]:
@@ -105,8 +106,18 @@ def terminal_loaded_extensions(env: dict[str, str]) -> set[str]:
         timeout=60,
         check=True,
     )
-    last_line = result.stdout.strip().splitlines()[-1]
-    return set(ast.literal_eval(last_line))
+    return _parse_loaded(result.stdout)
+
+
+def _parse_loaded(stdout: str) -> set[str]:
+    """The names PRINT_LOADED printed, bundled ones spelled ``IPython.extensions.X``.
+
+    Terminal IPython 7 writes its terminal-title escape sequence to stdout just before
+    (hence the marker), and IPython < 8 records a bundled extension by its short name
+    (``storemagic``) where 8+ records ``IPython.extensions.storemagic``: the same one.
+    """
+    names = ast.literal_eval(stdout.rpartition(LOADED_MARKER)[2].strip())
+    return as_loaded_names(names)
 
 
 def as_loaded_names(extensions: list[str]) -> set[str]:

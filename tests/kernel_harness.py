@@ -150,7 +150,7 @@ class Kernel:
             if remaining <= 0:
                 raise TimeoutError("no create_subshell_reply from the kernel")
             try:
-                reply = self.client.control_channel.get_msg(timeout=remaining)
+                reply = self.client.get_control_msg(timeout=remaining)
             except Empty:
                 continue
             if reply["parent_header"].get("msg_id") == msg["header"]["msg_id"]:
@@ -205,17 +205,19 @@ class Kernel:
                 "kernel did not answer in time; waiting for: " + "; ".join(waiting_for)
             )
         got = False
-        for channel in (self.client.iopub_channel, self.client.shell_channel):
+        # The client's get_*_msg, not its channels' get_msg: with jupyter_client 7 (Colab's
+        # 7.4.9) a channel's get_msg is a coroutine even in the blocking client.
+        for get_msg in (self.client.get_iopub_msg, self.client.get_shell_msg):
             while True:
                 try:
-                    msg = channel.get_msg(timeout=0)
+                    msg = get_msg(timeout=0)
                 except Empty:
                     break
                 got = True
                 self._route(msg)
         if not got:
             try:
-                self._route(self.client.iopub_channel.get_msg(timeout=min(remaining, 0.05)))
+                self._route(self.client.get_iopub_msg(timeout=min(remaining, 0.05)))
                 got = True
             except Empty:
                 pass

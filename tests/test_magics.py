@@ -227,8 +227,10 @@ def test_cell_exception_is_unchanged_and_points_at_the_cell(kernel: Kernel) -> N
     assert (cell.error["ename"], cell.error["evalue"]) == ("ValueError", "bad value 1")
     assert "----> 4 raise ValueError('bad value ' + str(x1))" in cell.traceback, cell.traceback
     assert "run_coroutine_in_new_loop" not in cell.traceback
-    # the magic's line and the body's lines carry the same In[n] label
-    labels = set(re.findall(r"Cell In\[(\d+)\]", cell.traceback))
+    # the magic's line and the body's lines carry the same In[n] label (IPython 7 spells
+    # it <ipython-input-n-HASH>, 8+ Cell In[n])
+    found = re.findall(r"Cell In\[(\d+)\]|<ipython-input-(\d+)-", cell.traceback)
+    labels = {new or old for new, old in found}
     assert len(labels) == 1, cell.traceback
     assert kernel.ok("x1").result == "1"
 

@@ -21,10 +21,14 @@ from pathlib import Path
 from queue import Empty
 from typing import Any
 
+import IPython
 from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 
+#: IPython 8+ labels a cell's frames "Cell In[n]" in tracebacks; IPython 7 (Colab) shows the
+#: name of the file the compiler gave that code (ipykernel 6: a temp file per code hash).
+TRACEBACKS_SAY_CELL_IN = IPython.version_info >= (8,)
 KERNEL_NAME = "asyncbridge-test"
 STARTUP_TIMEOUT = 60.0
 CELL_TIMEOUT = 30.0

@@ -39,7 +39,7 @@ except ImportError:  # IPython < 8.8 (Colab's 7.34): no such decorator, and its 
     # hook looks for `;` only in the transformed cell, `get_ipython().run_line_magic(...)`,
     # which never ends in one. So the magic itself drops its value, as 8.8+ does for it.
 
-    def output_can_be_silenced(magic_func: _Magic) -> _Magic:  # type: ignore[no-redef]
+    def output_can_be_silenced(magic_func: _Magic) -> _Magic:
         """Return None instead of the magic's value when its code ends with ``;``."""
 
         @functools.wraps(magic_func)

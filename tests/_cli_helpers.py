@@ -16,15 +16,30 @@ from typing import Any
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 
-USER_EXTENSIONS = ("userext_a", "userext_b", "userext_c")
-AUTORELOAD = "IPython.extensions.autoreload"
+USER_EXTENSIONS = ("userext_a", "userext_b", "userext_c", "userext_d")
+
+
+def _bundled_extension_besides_storemagic() -> str:
+    """A second extension for the configs: IPython's autoreload, spelled in full.
+
+    IPython 7's autoreload imports ``imp``, which Python 3.12 removed, so on Colab's stack
+    (IPython 7.34, Python 3.12) it cannot load; a user extension stands in for it there.
+    """
+    try:
+        import IPython.extensions.autoreload  # noqa: F401
+    except ImportError:
+        return "userext_d"
+    return "IPython.extensions.autoreload"
+
+
+ANOTHER_EXTENSION = _bundled_extension_besides_storemagic()
 LOADED_MARKER = "loaded extensions: "
 PRINT_LOADED = f"print({LOADED_MARKER!r}, sorted(get_ipython().extension_manager.loaded), sep='')"
 BUILTIN_EXTENSIONS = ("storemagic", "autoreload")
 
 
 def write_user_extensions(directory: Path) -> Path:
-    """Write importable no-op IPython extensions ``userext_a/b/c`` into ``directory``."""
+    """Write importable no-op IPython extensions ``userext_a`` to ``_d`` into ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
     for name in USER_EXTENSIONS:
         (directory / f"{name}.py").write_text(

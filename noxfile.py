@@ -57,15 +57,19 @@ COMBINATIONS: dict[str, tuple[str, list[str]]] = {
     "py3.12": ("3.12", []),
     "py3.13": ("3.13", []),
     # Google Colab (and Kaggle, built on its image): the kernel-side packages exactly as
-    # googlecolab/backend-info's pip-freeze.txt lists them (2026-08), the archived
-    # nest-asyncio included because it comes preinstalled there. jupyter_client is pinned
-    # too: 7.4.9 serves the test harness, so nothing floats.
+    # pip-freeze.txt in the public repository googlecolab/backend-info lists them
+    # (2026-08; its os-info.txt gave Python 3.12.13 until 2026-08-19, 3.13 since), the
+    # archived nest-asyncio included because it comes preinstalled there. One exception:
+    # jupyter_client floats (>= 8; Colab has 7.4.9). Colab's kernel does not need it to
+    # talk to Colab's front end, but the test harness does, and jupyter_client 7's
+    # blocking client applies the archived nest_asyncio to the test process's own asyncio
+    # (its run_sync), which every in-process test after the first kernel would then run on.
     "colab": (
         "3.12",
         [
             "ipython==7.34.0",
             "ipykernel==6.17.1",
-            "jupyter-client==7.4.9",
+            "jupyter-client>=8",
             "traitlets==5.7.1",
             "tornado==6.5.7",
             "pyzmq==26.2.1",

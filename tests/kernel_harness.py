@@ -133,8 +133,13 @@ class Kernel:
         return cell
 
     def run(self, code: str, timeout: float = CELL_TIMEOUT, subshell_id: str | None = None) -> Cell:
-        """Execute ``code`` and wait (at most ``timeout`` s) until it has fully finished."""
-        cell = self.submit(code, subshell_id)
+        """Execute ``code`` and wait (at most ``timeout`` s) until it has fully finished.
+
+        Nothing is queued behind it, so it is sent with ``stop_on_error=False``: after an
+        error ipykernel 6.17 (Colab's) sends the reply first and only then starts
+        aborting, so a cell sent as soon as the reply arrives could be aborted unrun.
+        """
+        cell = self.submit(code, subshell_id, stop_on_error=False)
         self.wait([cell], timeout)
         return cell
 

@@ -232,7 +232,8 @@ def test_cell_exception_is_unchanged_and_points_at_the_cell(kernel: Kernel) -> N
         labels = set(re.findall(r"Cell In\[(\d+)\]", cell.traceback))
         assert len(labels) == 1, cell.traceback
     else:  # IPython 7: each frame is labelled by the file ipykernel named after its code
-        assert re.search(r"ipykernel_\d+/\d+\.py in <module>\n      2 x1 = 1\n", cell.traceback)
+        body_frame = r"ipykernel_\d+/\d+\.py in <module>\n      2 x1 = 1\n"
+        assert re.search(body_frame, cell.traceback), cell.traceback
     assert kernel.ok("x1").result == "1"
 
 

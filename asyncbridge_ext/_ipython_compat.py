@@ -1,10 +1,10 @@
-"""What older IPython and ipykernel lack, filled in here once, next to the import.
+"""What an older IPython lacks, filled in here once, next to the import.
 
-Every difference between the IPython/ipykernel versions we support lives in this module:
-the rest of the package imports the names below and never checks a version. The oldest
-stack we serve is Google Colab's (IPython 7.34, ipykernel 6.17.1, traitlets 5.7.1); each
-fallback says which version brought the real thing. Runs at import on the importing
-thread; starts nothing.
+When a name the package imports from IPython is missing from an older release, the
+fallback lives in this module, and the rest of the package imports it from here and
+never checks a version. The oldest stack we serve is Google Colab's (IPython 7.34,
+ipykernel 6.17.1, traitlets 5.7.1); each fallback names the versions it was checked on.
+Runs at import on the importing thread; starts nothing.
 """
 
 from __future__ import annotations
@@ -35,9 +35,10 @@ def _ends_with_semicolon(code: str) -> bool:
 
 try:
     from IPython.core.magic import output_can_be_silenced
-except ImportError:  # IPython < 8.8 (Colab's 7.34): no such decorator, and its display
-    # hook looks for `;` only in the transformed cell, `get_ipython().run_line_magic(...)`,
-    # which never ends in one. So the magic itself drops its value, as 8.8+ does for it.
+except ImportError:  # IPython 7 (checked: 7.34, Colab's, lacks it; 8.12 has it). Its
+    # display hook looks for `;` only in the transformed cell, which reads
+    # `get_ipython().run_line_magic(...)` and never ends in one. So the magic itself
+    # drops its value, as IPython 8 does for a magic marked with this decorator.
 
     def output_can_be_silenced(magic_func: _Magic) -> _Magic:
         """Return None instead of the magic's value when its code ends with ``;``."""

@@ -64,6 +64,7 @@ COMBINATIONS: dict[str, tuple[str, list[str]]] = {
     # talk to Colab's front end, but the test harness does, and jupyter_client 7's
     # blocking client applies the archived nest_asyncio to the test process's own asyncio
     # (its run_sync), which every in-process test after the first kernel would then run on.
+    # These pins are also the floors pyproject.toml's extras declare, so they stay true.
     "colab": (
         "3.12",
         [

@@ -104,12 +104,16 @@ class Kernel:
         self._cells: dict[str, Cell] = {}
 
     def submit(
-        self, code: str, subshell_id: str | None = None, stop_on_error: bool = True
+        self, code: str, subshell_id: str | None = None, stop_on_error: bool = False
     ) -> Cell:
         """Send ``code`` for execution without waiting for it (to a subshell if given).
 
-        With ``stop_on_error=False`` an error in an earlier cell does not abort this one
-        (the kernel would otherwise answer it with status "aborted" without running it).
+        With ``stop_on_error=False`` (the default) an error in this cell does not abort
+        the cells sent after it, which the kernel would otherwise answer with status
+        "aborted" without running them. The tests check each cell's own outcome, and
+        ipykernel 6.17 (Colab's) sends an error's reply before it starts aborting, so
+        even a cell sent only once that reply arrived (an interrupted cell's, say) could
+        be aborted unrun.
         """
         if subshell_id is None:
             msg_id = self.client.execute(
@@ -133,13 +137,8 @@ class Kernel:
         return cell
 
     def run(self, code: str, timeout: float = CELL_TIMEOUT, subshell_id: str | None = None) -> Cell:
-        """Execute ``code`` and wait (at most ``timeout`` s) until it has fully finished.
-
-        Nothing is queued behind it, so it is sent with ``stop_on_error=False``: after an
-        error ipykernel 6.17 (Colab's) sends the reply first and only then starts
-        aborting, so a cell sent as soon as the reply arrives could be aborted unrun.
-        """
-        cell = self.submit(code, subshell_id, stop_on_error=False)
+        """Execute ``code`` and wait (at most ``timeout`` s) until it has fully finished."""
+        cell = self.submit(code, subshell_id)
         self.wait([cell], timeout)
         return cell
 

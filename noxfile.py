@@ -56,6 +56,30 @@ COMBINATIONS: dict[str, tuple[str, list[str]]] = {
     ),
     "py3.12": ("3.12", []),
     "py3.13": ("3.13", []),
+    # Google Colab (and Kaggle, built on its image): the kernel-side packages exactly as
+    # pip-freeze.txt in the public repository googlecolab/backend-info lists them
+    # (2026-08; its os-info.txt gave Python 3.12.13 until 2026-08-19, 3.13 since), the
+    # archived nest-asyncio included because it comes preinstalled there. One exception:
+    # jupyter_client floats (>= 8; Colab has 7.4.9). Colab's kernel does not need it to
+    # talk to Colab's front end, but the test harness does, and jupyter_client 7's
+    # blocking client applies the archived nest_asyncio to the test process's own asyncio
+    # (its run_sync), which every in-process test after the first kernel would then run on.
+    # These pins are also the floors pyproject.toml's extras declare, so they stay true.
+    "colab": (
+        "3.12",
+        [
+            "ipython==7.34.0",
+            "ipykernel==6.17.1",
+            "jupyter-client>=8",
+            "traitlets==5.7.1",
+            "tornado==6.5.7",
+            "pyzmq==26.2.1",
+            "jupyter-core==5.9.1",
+            "nest-asyncio==1.6.0",
+        ],
+    ),
+    # Databricks notebooks (SPEC.md "Where it must work").
+    "databricks": ("3.12", ["ipython==8.30.*", "ipykernel==6.29.5"]),
 }
 # pytest runs all of tests/ and skips nothing on purpose, and the notebooks through nbval
 # too, except where their stored outputs cannot match: traitlets 5.9 words the

@@ -13,6 +13,7 @@ acts on them.
 from __future__ import annotations
 
 import math
+from inspect import cleandoc
 from typing import Any
 
 from traitlets import Enum, Float, TraitError, validate
@@ -22,12 +23,18 @@ __all__ = ["AsyncBridge", "bridge_for_shell"]
 
 
 class AsyncBridge(Configurable):
-    """Options of the asyncbridge_ext IPython extension (``%load_ext asyncbridge_ext``)."""
+    """Options of the asyncbridge_ext IPython extension (``%load_ext asyncbridge_ext``).
+
+    Each help text goes through ``cleandoc``: traitlets 5.9+ strips the indentation of a
+    help string's later lines itself, 5.7 (Colab's) does not and then shows ``%config
+    AsyncBridge`` unwrapped, with the source's indentation.
+    """
 
     nested_run = Enum(
         ["nest", "thread", "auto", "off"],
         default_value="nest",
-        help="""How `asyncio.run(...)`, `asyncio.Runner`, `loop.run_until_complete(...)`
+        help=cleandoc(
+            """How `asyncio.run(...)`, `asyncio.Runner`, `loop.run_until_complete(...)`
         and `loop.run_forever()` behave when called while the kernel's event loop is
         running (as it is in a Jupyter cell).
         "nest": make the loop re-entrant with a nest library when the extension loads
@@ -41,27 +48,32 @@ class AsyncBridge(Configurable):
         then nest-asyncio2 is applied to that loop, once, with a notice, and the call
         goes on.
         "off": change nothing; only the magics (%run_async, %%in_new_loop, %%in_thread,
-        %asyncbridge) are added.""",
+        %asyncbridge) are added."""
+        ),
     ).tag(config=True)
 
     timeout = Float(
         None,
         allow_none=True,
-        help="""Default timeout in seconds for %run_async, %%in_new_loop and
+        help=cleandoc(
+            """Default timeout in seconds for %run_async, %%in_new_loop and
         %in_thread / %%in_thread (None: no timeout). When it expires the work is stopped
         (a coroutine is cancelled and its finally blocks run; see the README for what
         %%in_thread can stop), then TimeoutError is raised. A magic's own --timeout
-        option overrides it.""",
+        option overrides it."""
+        ),
     ).tag(config=True)
 
     nest_backend = Enum(
         ["auto", "nest_asyncio2", "nest_asyncio"],
         default_value="auto",
-        help="""The library that makes the loop re-entrant when nested_run = "nest".
+        help=cleandoc(
+            """The library that makes the loop re-entrant when nested_run = "nest".
         "auto" uses nest_asyncio2 (the maintained fork, a dependency), unless asyncio
         was already patched by one of them; "nest_asyncio" needs
         `pip install 'asyncbridge-ext[nest-asyncio]'`. Takes effect when the extension
-        loads; a patch already applied stays until the kernel restarts.""",
+        loads; a patch already applied stays until the kernel restarts."""
+        ),
     ).tag(config=True)
 
     @validate("timeout")

@@ -92,7 +92,8 @@ def nest_library_findings(path: Sequence[str] | None = None) -> list[Finding]:
                 "ipykernel 7 cells queued behind a nested run can be lost.",
                 "load asyncbridge_ext at kernel start (python -m asyncbridge_ext enable) "
                 "so asyncio is patched by nest-asyncio2 first; or pip uninstall nest-asyncio "
-                "if nothing you use needs it.",
+                "if nothing you use needs it (ipykernel 6 and jupyter_client 7 require it: "
+                "keep it there, as on Colab).",
             )
         )
     return findings

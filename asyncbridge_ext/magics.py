@@ -28,7 +28,6 @@ from IPython.core.magic import (
     line_magic,
     magics_class,
     no_var_expand,
-    output_can_be_silenced,
 )
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
@@ -42,6 +41,7 @@ from ._expression import (
     foreign_future_message,
     run_cell_code,
 )
+from ._ipython_compat import output_can_be_silenced
 from ._magic_code import (
     compile_cell,
     compile_expression,

@@ -16,14 +16,30 @@ from typing import Any
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 
-USER_EXTENSIONS = ("userext_a", "userext_b", "userext_c")
-AUTORELOAD = "IPython.extensions.autoreload"
-PRINT_LOADED = "print(sorted(get_ipython().extension_manager.loaded))"
+USER_EXTENSIONS = ("userext_a", "userext_b", "userext_c", "userext_d")
+
+
+def _bundled_extension_besides_storemagic() -> str:
+    """A second extension for the configs: IPython's autoreload, spelled in full.
+
+    IPython 7's autoreload imports ``imp``, which Python 3.12 removed, so on Colab's stack
+    (IPython 7.34, Python 3.12) it cannot load; a user extension stands in for it there.
+    """
+    try:
+        import IPython.extensions.autoreload  # noqa: F401
+    except ImportError:
+        return "userext_d"
+    return "IPython.extensions.autoreload"
+
+
+ANOTHER_EXTENSION = _bundled_extension_besides_storemagic()
+LOADED_MARKER = "loaded extensions: "
+PRINT_LOADED = f"print({LOADED_MARKER!r}, sorted(get_ipython().extension_manager.loaded), sep='')"
 BUILTIN_EXTENSIONS = ("storemagic", "autoreload")
 
 
 def write_user_extensions(directory: Path) -> Path:
-    """Write importable no-op IPython extensions ``userext_a/b/c`` into ``directory``."""
+    """Write importable no-op IPython extensions ``userext_a`` to ``_d`` into ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
     for name in USER_EXTENSIONS:
         (directory / f"{name}.py").write_text(
@@ -91,7 +107,7 @@ def kernel_loaded_extensions(
     with running_kernel(env, spec_root, python) as client:
         reply = client.execute_interactive(PRINT_LOADED, timeout=30, output_hook=collect)
     assert reply["content"]["status"] == "ok", reply["content"]
-    return set(ast.literal_eval("".join(chunks).strip()))
+    return _parse_loaded("".join(chunks))
 
 
 def terminal_loaded_extensions(env: dict[str, str]) -> set[str]:
@@ -105,8 +121,18 @@ def terminal_loaded_extensions(env: dict[str, str]) -> set[str]:
         timeout=60,
         check=True,
     )
-    last_line = result.stdout.strip().splitlines()[-1]
-    return set(ast.literal_eval(last_line))
+    return _parse_loaded(result.stdout)
+
+
+def _parse_loaded(stdout: str) -> set[str]:
+    """The names PRINT_LOADED printed, bundled ones spelled ``IPython.extensions.X``.
+
+    Terminal IPython 7 writes its terminal-title escape sequence to stdout just before
+    (hence the marker), and IPython < 8 records a bundled extension by its short name
+    (``storemagic``) where 8+ records ``IPython.extensions.storemagic``: the same one.
+    """
+    names = ast.literal_eval(stdout.rpartition(LOADED_MARKER)[2].strip())
+    return as_loaded_names(names)
 
 
 def as_loaded_names(extensions: list[str]) -> set[str]:

@@ -22,10 +22,14 @@ from pathlib import Path
 from queue import Empty
 from typing import Any
 
+import IPython
 from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 
+#: IPython 8+ labels a cell's frames "Cell In[n]" in tracebacks; IPython 7 (Colab) shows the
+#: name of the file the compiler gave that code (ipykernel 6: a temp file per code hash).
+TRACEBACKS_SAY_CELL_IN = IPython.version_info >= (8,)
 KERNEL_NAME = "asyncbridge-test"
 STARTUP_TIMEOUT = 60.0
 CELL_TIMEOUT = 30.0
@@ -104,11 +108,17 @@ class Kernel:
         self.execution_state = "unknown"
         self._recent: deque[dict[str, Any]] = deque(maxlen=8)
 
-    def submit(self, code: str, subshell_id: str | None = None, stop_on_error: bool = True) -> Cell:
+    def submit(
+        self, code: str, subshell_id: str | None = None, stop_on_error: bool = False
+    ) -> Cell:
         """Send ``code`` for execution without waiting for it (to a subshell if given).
 
-        With ``stop_on_error=False`` an error in an earlier cell does not abort this one
-        (the kernel would otherwise answer it with status "aborted" without running it).
+        With ``stop_on_error=False`` (the default) an error in this cell does not abort
+        the cells sent after it, which the kernel would otherwise answer with status
+        "aborted" without running them. The tests check each cell's own outcome, and
+        ipykernel 6.17 (Colab's) sends an error's reply before it starts aborting, so
+        even a cell sent only once that reply arrived (an interrupted cell's, say) could
+        be aborted unrun.
         """
         if subshell_id is None:
             msg_id = self.client.execute(
@@ -153,7 +163,7 @@ class Kernel:
             if remaining <= 0:
                 raise TimeoutError("no create_subshell_reply from the kernel")
             try:
-                reply = self.client.control_channel.get_msg(timeout=remaining)
+                reply = self.client.get_control_msg(timeout=remaining)
             except Empty:
                 continue
             if reply["parent_header"].get("msg_id") == msg["header"]["msg_id"]:
@@ -248,17 +258,19 @@ class Kernel:
                 + self.state()
             )
         got = False
-        for channel in (self.client.iopub_channel, self.client.shell_channel):
+        # The client's get_*_msg, not its channels' get_msg: with jupyter_client 7 (Colab's
+        # 7.4.9) a channel's get_msg is a coroutine even in the blocking client.
+        for get_msg in (self.client.get_iopub_msg, self.client.get_shell_msg):
             while True:
                 try:
-                    msg = channel.get_msg(timeout=0)
+                    msg = get_msg(timeout=0)
                 except Empty:
                     break
                 got = True
                 self._route(msg)
         if not got:
             try:
-                self._route(self.client.iopub_channel.get_msg(timeout=min(remaining, 0.05)))
+                self._route(self.client.get_iopub_msg(timeout=min(remaining, 0.05)))
                 got = True
             except Empty:
                 pass

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from _cli_helpers import (
-    AUTORELOAD,
+    ANOTHER_EXTENSION,
     as_loaded_names,
     kernel_env,
     kernel_loaded_extensions,
@@ -32,7 +32,7 @@ pytestmark = pytest.mark.timeout(180)
 
 PROFILE_PY = (
     "c.InteractiveShellApp.exec_lines = ['marker = 42']\n"
-    f"c.InteractiveShellApp.extensions = ['userext_a', {AUTORELOAD!r}]\n"
+    f"c.InteractiveShellApp.extensions = ['userext_a', {ANOTHER_EXTENSION!r}]\n"
 )
 PROFILE_KERNEL_PY = "c.InteractiveShellApp.extensions.append('userext_b')\n"
 
@@ -65,7 +65,7 @@ def test_user_profile_enable_then_disable_with_real_kernel_and_terminal(
     env = kernel_env(home["ipython_dir"], home["extensions"])
 
     enable(profile)
-    others = {"userext_a", "userext_b", AUTORELOAD, "IPython.extensions.storemagic"}
+    others = {"userext_a", "userext_b", ANOTHER_EXTENSION, "IPython.extensions.storemagic"}
     loaded = kernel_loaded_extensions(env, home["specs"])
     assert loaded == others | {EXTENSION}
     terminal = terminal_loaded_extensions(env)

@@ -52,3 +52,19 @@ def test_the_readme_way_to_start_in_thread_mode_applies_no_nest_patch() -> None:
             "(NestAsyncio.is_applied, asyncio.run(asyncio.sleep(0, result='nested ok')))"
         )
     assert check.result == "(False, 'nested ok')"
+
+
+def test_the_colab_lines_upgrade_nothing_and_load_the_extension() -> None:
+    (block,) = [block for block in python_blocks() if block.startswith("%pip install")]
+    versions = (
+        "import importlib.metadata as m\n"
+        "[m.version(name) for name in ('ipython', 'ipykernel', 'tornado', 'traitlets')]"
+    )
+    with start_kernel() as kernel:
+        before = kernel.ok(versions).result
+        cell = kernel.ok(block)
+        assert "asyncbridge-ext" in cell.stdout, cell.describe()  # pip ran and saw it
+        after = kernel.ok(versions).result
+        loaded = kernel.ok("'asyncbridge_ext' in get_ipython().extension_manager.loaded")
+    assert after == before
+    assert loaded.result == "True"

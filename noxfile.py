@@ -56,6 +56,9 @@ COMBINATIONS: dict[str, tuple[str, list[str]]] = {
     ),
     "py3.12": ("3.12", []),
     "py3.13": ("3.13", []),
+    # The current releases (python-unstable on machines without them, see .ci/run).
+    "py3.14": ("3.14", []),
+    "py3.15": ("3.15", []),
 }
 # pytest runs all of tests/ and skips nothing on purpose, and the notebooks through nbval
 # too, except where their stored outputs cannot match: traitlets 5.9 words the

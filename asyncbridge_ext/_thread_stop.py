@@ -32,6 +32,8 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any, TypeGuard
 
+from ._asyncio_private import loop_thread_id
+
 __all__ = ["StopRequested", "Stopper"]
 
 logger = logging.getLogger("asyncbridge_ext")
@@ -92,7 +94,7 @@ def _runs_in(owner: object, ident: int) -> TypeGuard[asyncio.AbstractEventLoop]:
     """
     if not isinstance(owner, asyncio.AbstractEventLoop) or not owner.is_running():
         return False
-    return getattr(owner, "_thread_id", ident) == ident
+    return loop_thread_id(owner, ident) == ident
 
 
 def cancel_all_tasks(loop: asyncio.AbstractEventLoop) -> None:

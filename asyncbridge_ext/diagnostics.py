@@ -183,7 +183,7 @@ def _findings(facts: dict[str, Any], loop: asyncio.AbstractEventLoop | None) -> 
                 Finding(
                     f"nested_run is 'nest' but the kernel's loop is {facts['kernel_loop']}, "
                     "which the nest libraries cannot patch, so a nested asyncio.run fails.",
-                    '`%config AsyncBridge.nested_run = "thread"` (nested runs then get a '
+                    "`%config AsyncBridge.nested_run = \"thread\"` (nested runs then get a "
                     "fresh loop of their own while the kernel's loop waits).",
                 )
             )
@@ -194,7 +194,7 @@ def _findings(facts: dict[str, Any], loop: asyncio.AbstractEventLoop | None) -> 
                 f"{facts['thread_wrappers']}, so nested runs through them no longer follow it.",
                 "the next cell puts them back (the extension checks before every cell); if a "
                 "nest library keeps replacing them, `%config AsyncBridge.nested_run = "
-                '"nest"` fits better.',
+                "\"nest\"` fits better.",
             )
         )
     if facts["abandoned_running"]:

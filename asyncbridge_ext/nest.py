@@ -31,6 +31,16 @@ _PIP = {
 }
 
 
+#: Python 3.14+ keeps the current task per thread in C; the archived library swaps in the
+#: pure-Python tasks, so inside its nested runs ``asyncio.current_task()`` is None (and
+#: ``asyncio.timeout``, ``TaskGroup``, anyio fail) or the kernel wedges.
+ARCHIVED_ON_314 = (
+    "the archived nest_asyncio does not work on Python 3.14 and newer: inside its nested "
+    "runs asyncio.current_task() is None, so asyncio.timeout, TaskGroup and anyio fail. "
+    "Use nest-asyncio2 instead: `%config AsyncBridge.nest_backend = \"auto\"`."
+)
+
+
 class _NestAsyncio:
     """The one re-entrancy switch of the process (use the instance ``NestAsyncio``).
 
@@ -70,7 +80,8 @@ class _NestAsyncio:
         If asyncio was already patched by either nest library, that library stays in
         charge (a different one is never stacked on top) and its name is returned.
         Raises ``RuntimeError`` for a loop that cannot be patched (uvloop or any loop
-        not derived from ``asyncio.BaseEventLoop``) and ``ImportError``, with the pip
+        not derived from ``asyncio.BaseEventLoop``), for the archived library on Python
+        3.14+ (see :data:`ARCHIVED_ON_314`) and ``ImportError``, with the pip
         command, when the chosen library is missing.
         """
         if backend not in ("auto", "nest_asyncio2", "nest_asyncio"):
@@ -103,6 +114,8 @@ class _NestAsyncio:
                 chosen = active
             else:
                 chosen = "nest_asyncio2" if backend == "auto" else backend
+                if chosen == "nest_asyncio" and sys.version_info >= (3, 14):
+                    raise RuntimeError(ARCHIVED_ON_314)
             if active is not None and (loop is None or getattr(type(loop), "_nest_patched", False)):
                 return chosen
             module = _import_backend(chosen)

@@ -48,7 +48,7 @@ test: lint typecheck pytest
 demo: $(VENV)/.installed-demo
 	$(BIN)/python notebooks/show.py notebooks/quickstart.ipynb
 
-# Python 3.10/3.12/3.13 x newest IPython/ipykernel, IPython 8 + ipykernel 6 on 3.10 and the
+# Python 3.12-3.15 x newest IPython/ipykernel, IPython 8 + ipykernel 6 on 3.11 and the
 # declared floor, each in a uv-built venv under .nox/ (reused), two at a time (MATRIX_JOBS),
 # then .ci/matrix-results.md. See noxfile.py; NOX_ARGS='-s "tests(py3.12)"' runs one.
 .PHONY: test-matrix

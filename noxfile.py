@@ -44,14 +44,13 @@ nox.options.download_python = "never"  # a missing interpreter fails its session
 nox.needs_version = ">=2025.2.9"
 
 # id -> (Python, pins). With no pins the resolver picks the newest IPython and ipykernel
-# that this Python accepts (IPython 9 needs >= 3.11, so 3.10 gets 8.x). Python 3.11 with
-# the newest of everything is the dev venv, tested by `make test`.
+# that this Python accepts. Python 3.11 with the newest of everything is the dev venv,
+# tested by `make test`; Python 3.10 is no longer supported (end of life, October 2026).
 COMBINATIONS: dict[str, tuple[str, list[str]]] = {
-    "py3.10": ("3.10", []),
-    "py3.10-ipy8-k6": ("3.10", ["ipython>=8.12,<9", "ipykernel>=6.29,<7"]),
+    "py3.11-ipy8-k6": ("3.11", ["ipython>=8.12,<9", "ipykernel>=6.29,<7"]),
     # The lower bounds pyproject.toml declares, so they stay true.
-    "py3.10-floor": (
-        "3.10",
+    "py3.11-floor": (
+        "3.11",
         ["ipython==8.12.*", "ipykernel==6.29.*", "traitlets==5.9.*", "jupyter-client==8.0.*"],
     ),
     "py3.12": ("3.12", []),
@@ -63,7 +62,7 @@ COMBINATIONS: dict[str, tuple[str, list[str]]] = {
 # pytest runs all of tests/ and skips nothing on purpose, and the notebooks through nbval
 # too, except where their stored outputs cannot match: traitlets 5.9 words the
 # `%config AsyncBridge` help differently.
-WITHOUT_NOTEBOOKS = {"py3.10-floor"}
+WITHOUT_NOTEBOOKS = {"py3.11-floor"}
 REPORTED = ("ipython", "ipykernel", "jupyter-client", "traitlets", "nest-asyncio2")
 VERSIONS_AS_JSON = (
     "import json, platform, importlib.metadata as m\n"

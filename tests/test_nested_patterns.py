@@ -97,12 +97,11 @@ PATTERNS: dict[str, tuple[str, str]] = {
         "thread.start(); thread.join(30)\nbox",
         "[24]",
     ),
-}
-if sys.version_info >= (3, 11):
-    PATTERNS["asyncio.Runner().run"] = (
+    "asyncio.Runner().run": (
         "with asyncio.Runner() as runner:\n    result = runner.run(work(2))\nresult",
         "4",
-    )
+    ),
+}
 if sys.version_info >= (3, 12):
     PATTERNS["asyncio.run loop_factory="] = (
         "class MyLoop(asyncio.SelectorEventLoop):\n    pass\n"

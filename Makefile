@@ -48,9 +48,10 @@ test: lint typecheck pytest
 demo: $(VENV)/.installed-demo
 	$(BIN)/python notebooks/show.py notebooks/quickstart.ipynb
 
-# Python 3.10/3.12/3.13 x newest IPython/ipykernel, IPython 8 + ipykernel 6 on 3.10 and the
-# declared floor, each in a uv-built venv under .nox/ (reused), two at a time (MATRIX_JOBS),
-# then .ci/matrix-results.md. See noxfile.py; NOX_ARGS='-s "tests(py3.12)"' runs one.
+# Python 3.12-3.15 x newest IPython/ipykernel, Colab's pins (the declared floors) and
+# Databricks' on 3.12, each in a uv-built venv under .nox/ (reused), two at a time
+# (MATRIX_JOBS), then .ci/matrix-results.md. See noxfile.py; NOX_ARGS='-s "tests(colab)"'
+# runs one.
 .PHONY: test-matrix
 test-matrix: $(VENV)/.installed-matrix
 	$(BIN)/nox $(NOX_ARGS)
@@ -61,8 +62,20 @@ dist: $(VENV)/.installed-dist
 	$(BIN)/python -m build --outdir dist .
 	$(BIN)/twine check --strict dist/*
 
+# `make bench BENCH_PYTHON=/opt/python3.14/bin/python3.14`: the same figures on another
+# Python, from a venv of its own (.venv-bench-python3.14, built on first use), written to
+# benchmarks/results/python3.14/ so that the dev venv's latest.md stays.
+BENCH_PYTHON ?=
+ifeq ($(BENCH_PYTHON),)
 bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/run.py
+else
+BENCH_VENV := .venv-bench-$(notdir $(BENCH_PYTHON))
+bench: pyproject.toml | $(BIN)/uv
+	test -x $(BENCH_VENV)/bin/python || $(BENCH_PYTHON) -m venv $(BENCH_VENV)
+	$(BIN)/uv pip install --quiet --python $(BENCH_VENV)/bin/python -e '.[test,bench]'
+	$(BENCH_VENV)/bin/python benchmarks/run.py --out benchmarks/results/$(notdir $(BENCH_PYTHON))
+endif
 
 clean:
 	rm -rf $(VENV) .nox .pytest_cache .mypy_cache .ruff_cache build dist

@@ -44,16 +44,9 @@ nox.options.download_python = "never"  # a missing interpreter fails its session
 nox.needs_version = ">=2025.2.9"
 
 # id -> (Python, pins). With no pins the resolver picks the newest IPython and ipykernel
-# that this Python accepts (IPython 9 needs >= 3.11, so 3.10 gets 8.x). Python 3.11 with
-# the newest of everything is the dev venv, tested by `make test`.
+# that this Python accepts. Python 3.11 with the newest of everything is the dev venv,
+# tested by `make test`; Python 3.10 is no longer supported (end of life, October 2026).
 COMBINATIONS: dict[str, tuple[str, list[str]]] = {
-    "py3.10": ("3.10", []),
-    "py3.10-ipy8-k6": ("3.10", ["ipython>=8.12,<9", "ipykernel>=6.29,<7"]),
-    # The lower bounds pyproject.toml declares, so they stay true.
-    "py3.10-floor": (
-        "3.10",
-        ["ipython==8.12.*", "ipykernel==6.29.*", "traitlets==5.9.*", "jupyter-client==8.0.*"],
-    ),
     "py3.12": ("3.12", []),
     "py3.13": ("3.13", []),
     # Google Colab (and Kaggle, built on its image): the kernel-side packages exactly as
@@ -80,11 +73,13 @@ COMBINATIONS: dict[str, tuple[str, list[str]]] = {
     ),
     # Databricks notebooks (SPEC.md "Where it must work").
     "databricks": ("3.12", ["ipython==8.30.*", "ipykernel==6.29.5"]),
+    # The current releases (python-unstable on machines without them, see .ci/run).
+    "py3.14": ("3.14", []),
+    "py3.15": ("3.15", []),
 }
 # pytest runs all of tests/ and skips nothing on purpose, and the notebooks through nbval
-# too, except where their stored outputs cannot match: traitlets 5.9 words the
-# `%config AsyncBridge` help differently.
-WITHOUT_NOTEBOOKS = {"py3.10-floor"}
+# too, in every combination (list one here only where stored outputs cannot match).
+WITHOUT_NOTEBOOKS: set[str] = set()
 REPORTED = ("ipython", "ipykernel", "jupyter-client", "traitlets", "nest-asyncio2")
 VERSIONS_AS_JSON = (
     "import json, platform, importlib.metadata as m\n"
@@ -189,8 +184,8 @@ def _write_results() -> None:
     lines = [
         f"Compatibility matrix as last run by `make test-matrix` "
         f"({datetime.date.today().isoformat()}, commit {commit or '?'}, Linux x86_64). "
-        f"Tests: all of tests/, and the notebooks through nbval except in "
-        f"{', '.join(sorted(WITHOUT_NOTEBOOKS))}.",
+        f"Tests: all of tests/, and the notebooks through nbval"
+        + (f" except in {', '.join(sorted(WITHOUT_NOTEBOOKS))}." if WITHOUT_NOTEBOOKS else "."),
         "",
         "| venv | Python | IPython | ipykernel | jupyter_client | traitlets | nest-asyncio2 "
         "| tests |",

@@ -19,7 +19,7 @@ import math
 import sys
 from collections.abc import Callable
 from types import CodeType
-from typing import Any
+from typing import Any, TypeVar
 
 from IPython.core.error import UsageError
 
@@ -28,6 +28,7 @@ __all__ = [
     "compile_cell",
     "compile_expression",
     "is_coroutine_code",
+    "plain_help",
     "seconds",
     "split_leading_options",
     "take_last_value",
@@ -38,6 +39,23 @@ _OPTIONS_WITH_VALUE = ("--timeout",)
 
 #: Where the cell's last expression parks its value between the worker and the magic.
 LAST_VALUE = "__asyncbridge_last_value__"
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def plain_help(magic: F) -> F:
+    """Put above ``@magic_arguments()``: the magic's help without terminal colours.
+
+    Python 3.14's argparse colours the help it formats when stdout looks like a terminal
+    (as a kernel's can), and ``magic_arguments`` makes that text the docstring, so
+    ``%run_async?`` and usage errors showed escape codes. Earlier Pythons never colour.
+    """
+    parser = magic.parser  # type: ignore[attr-defined]
+    if getattr(parser, "color", False):
+        parser.color = False
+        magic.__doc__ = parser.format_help()
+    return magic
 
 
 def seconds(text: str) -> float:

@@ -21,14 +21,19 @@ takes; this module holds the two things a route does:
 from __future__ import annotations
 
 import asyncio
-import sys
 import threading
 from asyncio import events
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
+from ._asyncio_private import (
+    loop_of_future,
+    set_running_loop,
+    swap_current_task,
+    thread_event_loop,
+)
 from ._interrupts import INTERRUPTS
-from ._thread_stop import cancel_all_tasks, running_loops, thread_event_loop
+from ._thread_stop import cancel_all_tasks, running_loops
 
 __all__ = [
     "as_coroutine_for_run",
@@ -39,18 +44,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-
-_get_running_loop = events._get_running_loop
-_set_running_loop = events._set_running_loop
-# From Python 3.14 the C implementation keeps the running task per *thread* (before, per
-# loop), so a task of a second loop run on this thread would fail with "Cannot enter into
-# task ... while another task ... is being executed" unless the kernel's current task is
-# put aside first (as nest-asyncio2 does on 3.14). Before 3.14 there is nothing to do, and
-# the 3.12/3.13 swap raises KeyError for a loop without a current task.
-_swap_current_task: Callable[[Any, Any], Any] | None = (
-    getattr(asyncio.tasks, "_swap_current_task", None) if sys.version_info >= (3, 14) else None
-)
-
 
 
 def run_with_loop_paused(
@@ -67,21 +60,19 @@ def run_with_loop_paused(
     """
     __tracebackhide__ = True
     task = None
-    if _swap_current_task is not None:  # pragma: no cover - Python 3.14+
-        try:
-            task = _swap_current_task(running, None)
-        except KeyError:  # the pure-Python variant, for a loop without a current task
-            task = None
+    if swap_current_task is not None:  # Python 3.14+: the current task is kept per thread
+        task = swap_current_task(running, None)
+    set_running_loop(None)
     thread_loop = thread_event_loop()
-    _set_running_loop(None)
     try:
         return call(*args, **kwargs)
     finally:
-        _set_running_loop(running)
-        if task is not None and _swap_current_task is not None:  # pragma: no cover - 3.14+
-            _swap_current_task(running, task)
+        # Read while no loop runs here (from 3.14 the reading returns the running loop).
         if thread_event_loop() is not thread_loop:
             events.set_event_loop(thread_loop)
+        set_running_loop(running)
+        if task is not None and swap_current_task is not None:
+            swap_current_task(running, task)
 
 
 def _loops_inside(
@@ -132,8 +123,7 @@ def serve_off_main(
 def bound_loop(awaitable: Any) -> asyncio.AbstractEventLoop | None:
     """The loop a future or task belongs to; None for anything else (a coroutine)."""
     if asyncio.isfuture(awaitable):
-        loop: asyncio.AbstractEventLoop = asyncio.futures._get_loop(awaitable)  # type: ignore[attr-defined]
-        return loop
+        return loop_of_future(awaitable)
     return None
 
 

@@ -195,7 +195,7 @@ def _run_job(job: Job) -> None:
 
     Runs on the worker. A :class:`StopRequested` that lands after the function ended
     (before :meth:`Stopper.end` took it back) is caught here; at most one is ever sent
-    per call, so the second :meth:`Stopper.end` runs undisturbed.
+    per call, so the second :meth:`Stopper.end` returns at once.
     """
     __tracebackhide__ = True
     call = job.call
@@ -209,7 +209,7 @@ def _run_job(job: Job) -> None:
             call.error = exc
         job.stopper.end()
     except StopRequested:
-        job.stopper.end()
+        job.stopper.end(landed=True)
 
 
 _pools: PerProcess[ThreadPool] = PerProcess(ThreadPool)

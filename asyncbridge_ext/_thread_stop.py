@@ -25,7 +25,8 @@ Ctrl-C) and act on the worker thread:
 Delivery is race-free: the exception is sent only while the function runs, at most once
 per call; :meth:`Stopper.end` (on the worker, right after the function ended) takes back
 one that was sent but has not landed yet, and the worker catches one that lands between
-the function's end and that point, so it never hits the next call.
+the function's end and that point, so it never hits the next call. No lock is held on the
+worker where it can land (see :class:`Stopper`).
 """
 
 from __future__ import annotations
@@ -34,10 +35,11 @@ import asyncio
 import logging
 import sys
 import threading
-from asyncio import events
 from collections.abc import Callable
 from types import FrameType
-from typing import Any, TypeGuard
+from typing import Any, TypeGuard, cast
+
+from ._asyncio_private import get_running_loop_or_none, loop_thread_id, thread_event_loop
 
 __all__ = ["StopRequested", "Stopper"]
 
@@ -63,11 +65,6 @@ def _set_async_exc(ident: int, exc_type: type[BaseException] | None) -> int:
     exc = None if exc_type is None else ctypes.py_object(exc_type)
     return int(pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), exc))
 
-
-if sys.version_info >= (3, 14):  # pragma: no cover - not installed here
-    _policy = events._get_event_loop_policy  # the public getter warns from 3.14
-else:
-    _policy = events.get_event_loop_policy
 
 _LOOP_FRAMES = frozenset({"run_forever", "run_until_complete", "_run_once", "run"})
 
@@ -104,7 +101,7 @@ def _runs_in(owner: object, ident: int) -> TypeGuard[asyncio.AbstractEventLoop]:
     """
     if not isinstance(owner, asyncio.AbstractEventLoop) or not owner.is_running():
         return False
-    return getattr(owner, "_thread_id", ident) == ident
+    return loop_thread_id(owner, ident) == ident
 
 
 #: Where a loop's run keeps the future it runs until: asyncio's ``run_until_complete``
@@ -151,16 +148,11 @@ def kept_loops() -> list[asyncio.AbstractEventLoop]:
     and its event loop (``asyncio.set_event_loop``, as ib_async and many SDKs keep it).
     """
     loops: list[asyncio.AbstractEventLoop] = []
-    for loop in (events._get_running_loop(), thread_event_loop()):
+    for loop in (get_running_loop_or_none(), thread_event_loop()):
         if isinstance(loop, asyncio.AbstractEventLoop) and not loop.is_closed():
             if loop not in loops:
                 loops.append(loop)
     return loops
-
-
-def thread_event_loop() -> Any:
-    """The loop set for this thread (``set_event_loop``), read without side effects."""
-    return getattr(getattr(_policy(), "_local", None), "_loop", None)
 
 
 def cancel_new_tasks(loop: asyncio.AbstractEventLoop, before: set[asyncio.Task[Any]]) -> None:
@@ -182,15 +174,27 @@ class Stopper:
     The worker calls :meth:`begin` before the function and :meth:`end` after it; any
     thread may call :meth:`stop` and :meth:`raise_in_function` at any time, before,
     during or after the call.
+
+    The worker never holds a lock of ours where the exception can land: from Python 3.14
+    it can land right after a ``with`` statement acquired its lock, before the block that
+    releases it, and that left the lock held for ever (measured: the worker and the
+    caller then waited on it for good). One permission to raise per call, a lock taken
+    without waiting, decides instead: the caller's thread takes it to raise, or
+    :meth:`end` takes it so that nothing is raised any more.
     """
 
-    __slots__ = ("_before", "_ident", "_lock", "_raised", "_running", "_stop_requested")
+    __slots__ = (
+        "_before", "_ident", "_lock", "_may_raise", "_running", "_sent", "_stop_requested",
+    )  # fmt: skip
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # begin() against stop(): only before any raise
+        self._may_raise = threading.Lock()  # released by begin(); taken once, never given back
+        self._may_raise.acquire()
+        self._sent = threading.Lock()  # released once the exception has been sent
+        self._sent.acquire()
         self._ident: int | None = None
         self._running = False
-        self._raised = False
         self._stop_requested = False
         #: The tasks of the loops this thread kept from earlier calls, as the call began.
         self._before: dict[asyncio.AbstractEventLoop, set[asyncio.Task[Any]]] = {}
@@ -213,19 +217,24 @@ class Stopper:
             self._before = before
             self._ident = threading.get_ident()
             self._running = True
-            return True
+        self._may_raise.release()  # from here on the caller's thread may raise in it
+        return True
 
-    def end(self) -> None:
+    def end(self, landed: bool = False) -> None:
         """On the worker, after the function: no more exceptions; drop one not yet landed.
 
         One that lands in here anyway propagates; ``_run_job`` catches it and calls
-        ``end()`` again, which then runs undisturbed (at most one is ever sent).
+        ``end(landed=True)``, which returns at once (at most one is ever sent).
         """
-        with self._lock:
-            self._running = False
-            self._before = {}
-            if self._raised and self._ident is not None:
-                _set_async_exc(self._ident, None)
+        self._running = False
+        self._before = {}
+        if landed or self._ident is None or self._may_raise.acquire(blocking=False):
+            return  # landed already, never started, or nothing can be raised any more
+        # The caller's thread took the permission: it sends the exception now, if it has
+        # not yet (bounded: a Ctrl-C in that thread between the two steps sends nothing).
+        if not self._sent.acquire(timeout=_SENT_TIMEOUT):
+            logger.debug("no StopRequested was sent to thread %d after all", self._ident)
+        _set_async_exc(self._ident, None)
 
     def stop(self) -> None:
         """Cancel what the call started on the loops running in it, or else raise in it.
@@ -263,15 +272,20 @@ class Stopper:
         loops running there are woken too: the exception then lands at once, and stops
         even a ``run_forever()`` that has no task to cancel.
         """
-        with self._lock:
-            if not self._running or self._raised or self._ident is None:
-                return
-            self._raised = True
-            ident = self._ident
+        if not self._may_raise.acquire(blocking=False):
+            return  # not started, ended, or raised already
+        ident = cast(int, self._ident)  # set by begin() before it gave the permission
+        try:
             _set_async_exc(ident, StopRequested)
+        finally:
+            self._sent.release()
         for loop in _loops_in(ident):
             _call_soon(loop, _do_nothing)
         logger.debug("raised StopRequested in thread %d", ident)
+
+
+#: How long :meth:`Stopper.end` waits for an exception the caller's thread is sending.
+_SENT_TIMEOUT = 5.0
 
 
 def _loops_in(ident: int) -> list[asyncio.AbstractEventLoop]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-import sys
 import threading
 import time
 from collections.abc import Callable, Coroutine
@@ -38,17 +37,8 @@ WAIT_SLICE = 0.2
 DEFAULT_CANCEL_GRACE = 3.0
 
 
-if sys.version_info >= (3, 11):
-    CallTimeoutError = TimeoutError
-else:
-    import builtins
-
-    class TimeoutError(builtins.TimeoutError, asyncio.TimeoutError):
-        """Raised on timeout. Before Python 3.11 ``asyncio.TimeoutError`` is not the
-        built-in ``TimeoutError``; this is both (and shows as ``TimeoutError``), so either
-        ``except`` clause catches it."""
-
-    CallTimeoutError = TimeoutError
+#: What a timed-out call raises: the built-in TimeoutError (asyncio's since Python 3.11).
+CallTimeoutError = TimeoutError
 
 
 class Call(Generic[T]):
@@ -78,10 +68,7 @@ def create_task_in_context(
     loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None], call: Call[Any]
 ) -> asyncio.Task[None]:
     """Create ``coro``'s task on ``loop`` under the caller's copied context; record it."""
-    if sys.version_info >= (3, 11):
-        task = loop.create_task(coro, context=call.context)
-    else:  # the task copies the context current at its creation
-        task = call.context.run(loop.create_task, coro)
+    task = loop.create_task(coro, context=call.context)
     call.task = task
     return task
 

@@ -24,9 +24,9 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
-from asyncio import events
 from typing import Any
 
+from ._asyncio_private import get_running_loop_or_none, loop_thread_id, set_running_loop
 from .refusals import refusal_hint
 
 __all__ = ["CellWatch"]
@@ -72,7 +72,7 @@ class CellWatch:
 
     def before_cell(self) -> None:
         """``pre_execute``: note this thread's running loop (a stack: cells can nest)."""
-        self._expected().append(events._get_running_loop())
+        self._expected().append(get_running_loop_or_none())
 
     def after_cell(self) -> None:
         """``post_execute``: put the loop noted before the cell back if it was replaced."""
@@ -80,10 +80,10 @@ class CellWatch:
         if not stack:
             return  # the extension was loaded during this cell
         expected = stack.pop()
-        found = events._get_running_loop()
+        found = get_running_loop_or_none()
         if found is expected:
             return
-        events._set_running_loop(expected)
+        set_running_loop(expected)
         print(_hijack_message(found, expected), file=sys.stderr)
 
     def after_run_cell(self, result: Any = None) -> None:
@@ -120,7 +120,7 @@ def _hijack_message(
 
 def _describe(loop: asyncio.AbstractEventLoop) -> str:
     """``the event loop <...> of thread 'name'``, as far as the thread can be told."""
-    ident = getattr(loop, "_thread_id", None)  # asyncio's own loops, while they run
+    ident = loop_thread_id(loop, 0) or None  # asyncio's own loops, while they run
     names = {thread.ident: thread.name for thread in threading.enumerate()}
     where = f" of thread {names[ident]!r}" if ident in names else ""
     return f"the event loop {loop!r}{where}"

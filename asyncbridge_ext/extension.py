@@ -19,9 +19,9 @@ the shell's config, so they are read again and survive a reload.
 from __future__ import annotations
 
 import sys
-from asyncio import events
 from typing import Any, cast
 
+from ._asyncio_private import get_running_loop_or_none
 from .cell_watch import CellWatch
 from .config import AsyncBridge, bridge_for_shell
 from .diagnostics import Diagnostics
@@ -129,7 +129,7 @@ def _apply_nested_run(bridge: AsyncBridge, old: str | None) -> None:
     """Make the nested-run mode ``bridge.nested_run`` (was ``old``) the active one."""
     mode = bridge.nested_run
     backend = cast(NestBackend, bridge.nest_backend)
-    if mode == "nest" and events._get_running_loop() is not None:
+    if mode == "nest" and get_running_loop_or_none() is not None:
         # With no loop running yet (loaded from a config file, before the kernel's loop
         # starts), the guard applies it before the first cell (see apply_nest_patch).
         NestAsyncio.apply_once(backend=backend)
@@ -180,7 +180,7 @@ class _NestedRunGuard:
         kernel's loop. A loop that cannot be patched is said once, with the fix; the
         kernel goes on.
         """
-        if events._get_running_loop() is None:
+        if get_running_loop_or_none() is None:
             return
         backend = cast(NestBackend, self.bridge.nest_backend)
         try:

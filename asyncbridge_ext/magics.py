@@ -46,6 +46,7 @@ from ._magic_code import (
     compile_cell,
     compile_expression,
     is_coroutine_code,
+    plain_help,
     seconds,
     split_leading_options,
     take_last_value,
@@ -102,6 +103,7 @@ class AsyncBridgeMagics(Magics):
         return args, source, compile_expression(self.shell, magic, source, example)
 
     @no_var_expand
+    @plain_help
     @magic_arguments()
     @argument("--timeout", type=seconds, metavar="S", help="cancel it after S seconds")
     @argument("expr", nargs="*", metavar="EXPR", help="a Python expression giving an awaitable")
@@ -166,6 +168,7 @@ class AsyncBridgeMagics(Magics):
         )
 
     @no_var_expand
+    @plain_help
     @magic_arguments("%in_new_loop")  # the help's usage line then reads %%in_new_loop
     @argument("--timeout", type=seconds, metavar="S", help="cancel the cell after S seconds")
     @cell_magic
@@ -204,6 +207,7 @@ class AsyncBridgeMagics(Magics):
         )
 
     @no_var_expand
+    @plain_help
     @magic_arguments()
     @argument("--timeout", type=seconds, metavar="S", help="stop it after S seconds")
     @argument("expr", nargs="*", metavar="EXPR", help="(line form) a Python expression")
@@ -303,6 +307,7 @@ class AsyncBridgeMagics(Magics):
     #: Set by the extension at load: the state ``%asyncbridge`` reports from.
     diagnostics: Diagnostics | None = None
 
+    @plain_help
     @magic_arguments()
     @argument("--json", action="store_true", help="print the report as JSON")
     @argument(

@@ -17,6 +17,8 @@ import sys
 import threading
 from typing import Any, Literal
 
+from ._asyncio_private import undo_archived_nest_patch
+
 __all__ = ["NestAsyncio", "NestBackend"]
 
 logger = logging.getLogger("asyncbridge_ext")
@@ -27,6 +29,16 @@ _PIP = {
     "nest_asyncio2": "pip install 'nest-asyncio2>=1.7.3'",
     "nest_asyncio": "pip install 'asyncbridge-ext[nest-asyncio]'",
 }
+
+
+#: Python 3.14+ keeps the current task per thread in C; the archived library swaps in the
+#: pure-Python tasks, so inside its nested runs ``asyncio.current_task()`` is None (and
+#: ``asyncio.timeout``, ``TaskGroup``, anyio fail) or the kernel wedges.
+ARCHIVED_ON_314 = (
+    "the archived nest_asyncio does not work on Python 3.14 and newer: inside its nested "
+    "runs asyncio.current_task() is None, so asyncio.timeout, TaskGroup and anyio fail. "
+    "Use nest-asyncio2 instead: `%config AsyncBridge.nest_backend = \"auto\"`."
+)
 
 
 class _NestAsyncio:
@@ -71,7 +83,8 @@ class _NestAsyncio:
         If asyncio was already patched by either nest library, that library stays in
         charge (a different one is never stacked on top) and its name is returned.
         Raises ``RuntimeError`` for a loop that cannot be patched (uvloop or any loop
-        not derived from ``asyncio.BaseEventLoop``) and ``ImportError``, with the pip
+        not derived from ``asyncio.BaseEventLoop``), for the archived library on Python
+        3.14+ (see :data:`ARCHIVED_ON_314`) and ``ImportError``, with the pip
         command, when the chosen library is missing.
         """
         if backend not in ("auto", "nest_asyncio2", "nest_asyncio"):
@@ -104,13 +117,14 @@ class _NestAsyncio:
                 chosen = active
             else:
                 chosen = "nest_asyncio2" if backend == "auto" else backend
+                if chosen == "nest_asyncio" and sys.version_info >= (3, 14):
+                    raise RuntimeError(ARCHIVED_ON_314)
             if active is not None and (loop is None or getattr(type(loop), "_nest_patched", False)):
                 return chosen
             module = _import_backend(chosen)
             module.apply(loop)
             logger.debug("%s applied to %r", chosen, loop)
             return chosen
-
 
     @property
     def archived_in_force(self) -> bool:
@@ -124,9 +138,13 @@ class _NestAsyncio:
         run; nest-asyncio2 (1.7.3+) does not. Runs on the calling thread: the markers of
         the old patch are cleared (on asyncio and on the class of ``loop``, default: the
         running loop of this thread) and nest-asyncio2 is applied to ``loop``, which
-        replaces ``asyncio.run``, the loop class's methods and the policy's
-        ``get_event_loop`` again. Returns None if the archived patch is not in force,
-        else a description such as ``"nest_asyncio 1.6.0"``.
+        replaces ``asyncio.run`` and the loop class's methods again. On Python 3.14+ asyncio
+        first gets back what the archived patch replaced (its C ``Task`` and ``Future``,
+        ``get_event_loop``, the current-task bookkeeping: see
+        :func:`~asyncbridge_ext._asyncio_private.undo_archived_nest_patch`), which
+        nest-asyncio2 leaves alone there; before 3.14 nest-asyncio2 replaces those itself.
+        Returns None if the archived patch is not in force, else a description such as
+        ``"nest_asyncio 1.6.0"``.
         """
         if not self.archived_in_force:
             return None
@@ -140,15 +158,17 @@ class _NestAsyncio:
                 return None
             found = "nest_asyncio " + _installed_version("nest_asyncio")
             module = _import_backend("nest_asyncio2")
+            # 3.14+: nest-asyncio2 keeps asyncio's C tasks and futures, so what the archived
+            # patch replaced must come back first, or the next nested run wedges.
+            restored = undo_archived_nest_patch()
             del asyncio._nest_patched  # type: ignore[attr-defined]
             if loop is not None:
                 for cls in type(loop).__mro__:
                     if "_nest_patched" in vars(cls) and not hasattr(cls, "_nest_asyncio2"):
                         delattr(cls, "_nest_patched")
             module.apply(loop)
-            logger.debug("replaced %s by nest_asyncio2 on %r", found, loop)
+            logger.debug("replaced %s by nest_asyncio2 on %r (%s)", found, loop, restored)
             return found
-
 
     def intercept_archived_apply(self, on_call: Any = None) -> bool:
         """Make ``nest_asyncio.apply`` (the archived library) apply nest-asyncio2 instead.

@@ -50,10 +50,10 @@ import asyncio
 import functools
 import sys
 import threading
-from asyncio import events
 from collections.abc import Callable
 from typing import Any
 
+from ._asyncio_private import get_running_loop_or_none as _get_running_loop
 from ._routing import (
     as_coroutine_for_run,
     bound_loop,
@@ -66,7 +66,6 @@ from .nest import NestAsyncio, NestBackend
 
 __all__ = ["NestedRunRedirect"]
 
-_get_running_loop = events._get_running_loop
 _MAIN_THREAD_IDENT = threading.main_thread().ident
 
 RUN, RUNNER, UNTIL_COMPLETE, FOREVER = (
@@ -240,8 +239,10 @@ class _NestedRunRedirect:
                 if running is None:
                     return original(*args, **kwargs)
                 main = args[first] if len(args) > first else kwargs.get(key)
-                if reentrant_run is not None and len(args) <= 1 and not any(
-                    value is not None for arg, value in kwargs.items() if arg != "main"
+                if (
+                    reentrant_run is not None
+                    and len(args) <= 1
+                    and not any(value is not None for arg, value in kwargs.items() if arg != "main")
                 ):
                     ACTIVITY.count("nested_run.reentrant")
                     return reentrant_run(main)

@@ -34,6 +34,12 @@ KERNEL_NAME = "asyncbridge-test"
 STARTUP_TIMEOUT = 60.0
 CELL_TIMEOUT = 30.0
 
+# CPython 3.14.10 and 3.15.2 (measured): asyncio.gather() called while a loop runs in the
+# thread binds to that loop, so futures of another loop make it raise "ValueError: The future
+# belongs to a different loop ...", in a script too (3.11-3.13 took the loop of the first
+# future). A cell runs while the kernel's loop runs, so it meets this whatever the mode.
+GATHER_BINDS_TO_RUNNING_LOOP = sys.version_info >= (3, 14)
+
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 

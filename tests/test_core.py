@@ -254,7 +254,7 @@ def test_timeout_on_a_coroutine_that_ignores_cancellation_is_bounded(
 
 
 def test_the_timeout_error_is_caught_by_both_spellings() -> None:
-    # On Python 3.10 asyncio.TimeoutError is not the built-in TimeoutError.
+    # asyncio.TimeoutError is the built-in TimeoutError (Python 3.11+): both spellings work.
     for spelling in (TimeoutError, asyncio.TimeoutError):
         with pytest.raises(spelling):
             run_coroutine_in_new_loop(asyncio.sleep(10), timeout=0.05)

@@ -100,7 +100,13 @@ def test_a_loop_it_cannot_patch_gets_a_clear_error_suggesting_thread_mode() -> N
     ("backend", "pip"),
     [
         ("nest_asyncio2", "pip install 'nest-asyncio2>=1.7.3'"),
-        ("nest_asyncio", "pip install 'asyncbridge-ext[nest-asyncio]'"),
+        # 3.14+: refused before the import (it would not work), so no pip command.
+        (
+            "nest_asyncio",
+            "the archived nest_asyncio does not work on Python 3.14"
+            if sys.version_info >= (3, 14)
+            else "pip install 'asyncbridge-ext[nest-asyncio]'",
+        ),
     ],
 )
 def test_a_missing_backend_names_the_pip_command(backend: str, pip: str) -> None:
@@ -111,11 +117,13 @@ def test_a_missing_backend_names_the_pip_command(backend: str, pip: str) -> None
         from asyncbridge_ext import NestAsyncio
         try:
             NestAsyncio.apply_once(backend={backend!r})
-        except ImportError as exc:
-            print(exc)
+        except (ImportError, RuntimeError) as exc:
+            print(type(exc).__name__, exc)
         """
     )
     assert pip in out
+    refused = backend == "nest_asyncio" and sys.version_info >= (3, 14)
+    assert out.startswith("RuntimeError" if refused else "ImportError"), out
 
 
 def test_an_unknown_backend_is_refused() -> None:
@@ -394,3 +402,26 @@ def test_after_autos_fallback_uninstall_leaves_the_nest_librarys_asyncio_run() -
     assert "ours again: True" in out
     assert "nest's run: True" in out
     assert "nested after uninstall: 7" in out
+
+
+def test_the_archived_library_is_refused_on_python_3_14_and_newer() -> None:
+    out = run_python(
+        """
+        import asyncio, sys
+        from asyncbridge_ext import NestAsyncio
+
+        loop = asyncio.new_event_loop()
+        try:
+            print("applied", NestAsyncio.apply_once(loop, backend="nest_asyncio"))
+        except RuntimeError as exc:
+            print("refused", exc)
+        print("patched", NestAsyncio.backend)
+        loop.close()
+        """
+    )
+    if sys.version_info >= (3, 14):
+        assert "refused the archived nest_asyncio does not work on Python 3.14 and newer" in out
+        assert '`%config AsyncBridge.nest_backend = "auto"`' in out
+        assert "patched None" in out  # nothing was patched
+    else:
+        assert "applied nest_asyncio" in out and "patched nest_asyncio" in out

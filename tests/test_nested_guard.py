@@ -191,3 +191,38 @@ def test_a_uvloop_kernel_auto_loading_nest_mode_starts_and_says_how_to_fix_it() 
     assert 'nested_run = "thread"' in first.stderr
     assert second.stderr == "", "said once, not before every cell"
     assert nested.result == "42"
+
+
+def test_the_archived_patch_applied_before_load_does_not_wedge_the_next_nested_run() -> None:
+    """Python 3.14+: the archived patch made every new task a pure-Python one, which keeps
+    the current task apart from the C tasks and nest-asyncio2; replacing it without giving
+    asyncio back its own made the next nested asyncio.run print "Cannot enter into task"
+    for ever, and that cell never replied. Each cell's reply is awaited with a deadline."""
+    current = (
+        "async def current():\n"
+        "    await asyncio.sleep(0.01)\n"
+        "    return asyncio.current_task() is not None\n"
+    )
+    with start_kernel() as kernel:
+        kernel.ok(SETUP + current)
+        kernel.ok("import nest_asyncio\nnest_asyncio.apply()")
+        told = kernel.ok("%load_ext asyncbridge_ext").stderr
+        assert "asyncio was patched by the archived nest_asyncio 1." in told
+        nested = kernel.submit(
+            "asyncio.run(current()), asyncio.current_task() is not None", stop_on_error=False
+        )
+        behind = [kernel.submit(f"'queued {i}'", stop_on_error=False) for i in range(3)]
+        try:
+            kernel.wait([nested, *behind], timeout=60)
+        except TimeoutError as exc:
+            raise AssertionError(
+                "the nested asyncio.run after the archived nest_asyncio was replaced never "
+                f"replied (the kernel is wedged): {exc}\nits stderr ends with: "
+                f"{nested.stderr[-400:]!r}"
+            ) from None
+        assert nested.status == "ok", nested.describe() + "\n" + nested.traceback
+        assert nested.result == "(True, True)", "current_task() is None inside or after"
+        assert "Cannot enter into task" not in nested.stderr
+        for i, cell in enumerate(behind):
+            assert (cell.status, cell.result) == ("ok", f"'queued {i}'"), cell.describe()
+        assert kernel.ok(LIBRARY_RUN_SYNC).result == "8"

@@ -38,6 +38,7 @@ from ._thread_stop import cancel_all_tasks, running_loops
 __all__ = [
     "as_coroutine_for_run",
     "bound_loop",
+    "close_runner",
     "refusal",
     "run_with_loop_paused",
     "serve_off_main",
@@ -73,6 +74,30 @@ def run_with_loop_paused(
         set_running_loop(running)
         if task is not None and swap_current_task is not None:
             swap_current_task(running, task)
+
+
+def close_runner(
+    running: asyncio.AbstractEventLoop, close: Callable[[Any], Any], runner: Any
+) -> Any:
+    """Call ``asyncio.Runner.close`` while ``running`` runs on this thread, keeping a loop set.
+
+    A Runner made in a cell takes the thread's event loop when it starts (``__enter__``,
+    outside ``run()``) and, on close, sets it to None. In a cell that leaves the kernel's
+    thread with no event loop for the rest of the session, so when close() cleared it,
+    the running loop (the kernel's, which a cell's ``get_event_loop()`` returns anyway) is
+    set again. The close itself runs as it would in a script; its
+    ``run_until_complete`` calls are nested runs like any other.
+    """
+    __tracebackhide__ = True
+    try:
+        return close(runner)
+    finally:
+        set_running_loop(None)  # read the thread's event loop as asyncio keeps it
+        try:
+            if thread_event_loop() is None:
+                events.set_event_loop(running)
+        finally:
+            set_running_loop(running)
 
 
 def _loops_inside(

@@ -4,7 +4,9 @@ A library's sync API runs a loop in one of a few ways: ``asyncio.run`` (3.12+:
 ``loop_factory=``), ``asyncio.Runner(...).run`` (3.11+), ``loop.run_until_complete`` (with a
 coroutine, a task, an ``ensure_future`` or ``gather`` future; on the running loop or on a
 loop of its own) or ``loop.run_forever`` + ``stop``. :data:`NestedRunRedirect` wraps these
-four entry points, and every wrapper asks one question first: *is an event loop already
+four entry points (and ``Runner.close``, which a ``with`` block calls outside ``run()``
+and which clears the thread's event loop: :func:`~asyncbridge_ext._routing.close_runner`
+sets the running loop again), and every wrapper asks one question first: *is an event loop already
 running in this thread?* If not (a script, a worker thread), the original is called
 untouched. If one is (a Jupyter cell), the call goes to :meth:`_NestedRunRedirect._route`,
 the one place that decides:
@@ -20,11 +22,11 @@ the one place that decides:
   goes on; later such calls are served by the patched loop directly, everything else keeps
   the routing above. Mode ``"thread"`` refuses with an error naming the setting that
   serves it. A loop the nest libraries cannot patch (uvloop) gets that error in both.
-- In mode ``"nest"`` only ``Runner.run`` and ``asyncio.run`` are wrapped: nest-asyncio2
-  serves the rest on the kernel's loop, but cannot serve a Runner, and its ``asyncio.run``
-  ignores ``loop_factory=`` and applies ``debug=`` to the kernel's loop. A Runner, and an
-  ``asyncio.run`` with either argument, are served here, as above; a plain
-  ``asyncio.run(coro)`` goes to the nest library.
+- In mode ``"nest"`` only ``Runner.run``, ``Runner.close`` and ``asyncio.run`` are
+  wrapped: nest-asyncio2 serves the rest on the kernel's loop, but cannot serve a Runner,
+  and its ``asyncio.run`` ignores ``loop_factory=`` and applies ``debug=`` to the
+  kernel's loop. A Runner, and an ``asyncio.run`` with either argument, are served here,
+  as above; a plain ``asyncio.run(coro)`` goes to the nest library.
 
 Where it runs and what waits: a call served here runs on the calling thread, which runs
 the nested loop itself; the kernel's loop is paused meanwhile (the cell is its current
@@ -57,6 +59,7 @@ from ._asyncio_private import get_running_loop_or_none as _get_running_loop
 from ._routing import (
     as_coroutine_for_run,
     bound_loop,
+    close_runner,
     refusal,
     run_with_loop_paused,
     serve_off_main,
@@ -68,16 +71,17 @@ __all__ = ["NestedRunRedirect"]
 
 _MAIN_THREAD_IDENT = threading.main_thread().ident
 
-RUN, RUNNER, UNTIL_COMPLETE, FOREVER = (
+RUN, RUNNER, RUNNER_CLOSE, UNTIL_COMPLETE, FOREVER = (
     "asyncio.run",
     "asyncio.Runner.run",
+    "asyncio.Runner.close",
     "BaseEventLoop.run_until_complete",
     "BaseEventLoop.run_forever",
 )
 _WRAPPED_IN = {
-    "thread": (RUN, RUNNER, UNTIL_COMPLETE, FOREVER),
-    "auto": (RUN, RUNNER, UNTIL_COMPLETE, FOREVER),
-    "nest": (RUN, RUNNER),
+    "thread": (RUN, RUNNER, RUNNER_CLOSE, UNTIL_COMPLETE, FOREVER),
+    "auto": (RUN, RUNNER, RUNNER_CLOSE, UNTIL_COMPLETE, FOREVER),
+    "nest": (RUN, RUNNER, RUNNER_CLOSE),
 }
 
 
@@ -85,9 +89,8 @@ def _owner(name: str) -> tuple[Any, str] | None:
     """The object and attribute behind an entry point's name (None: not in this Python)."""
     if name == RUN:
         return asyncio, "run"
-    if name == RUNNER:
-        runner = getattr(asyncio, "Runner", None)  # Python 3.11+
-        return None if runner is None else (runner, "run")
+    if name in (RUNNER, RUNNER_CLOSE):
+        return asyncio.Runner, name.rpartition(".")[2]
     return asyncio.BaseEventLoop, name.rpartition(".")[2]
 
 
@@ -249,6 +252,16 @@ class _NestedRunRedirect:
                 return route(running, None, main, what, original, args, kwargs)
 
             return functools.wraps(original)(run)
+        if name == RUNNER_CLOSE:
+
+            def close(runner: Any) -> Any:
+                __tracebackhide__ = True
+                running = _get_running_loop()
+                if running is None:
+                    return original(runner)
+                return close_runner(running, original, runner)
+
+            return functools.wraps(original)(close)
         if name == UNTIL_COMPLETE:
 
             def run_until_complete(loop: Any, future: Any) -> Any:

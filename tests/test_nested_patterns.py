@@ -205,15 +205,10 @@ THREAD_EVENT_LOOP = (
 )
 
 
+# Runner.close() (on leaving the with block) runs outside the wrapped Runner.run and sets
+# the thread's event loop to None; its own wrapper puts the kernel's back.
 RUNNER_CLOSE = pytest.param(
-    "with asyncio.Runner() as runner:\n    runner.run(work(1))",
-    marks=[
-        pytest.mark.skipif(sys.version_info < (3, 11), reason="asyncio.Runner is 3.11+"),
-        # Runner.close() (on leaving the with block) runs outside the wrapped Runner.run
-        # and sets the thread's event loop to None: a known gap, see tests/MUTATIONS.md.
-        pytest.mark.xfail(strict=True, reason="Runner.close() clears the thread's loop"),
-    ],
-    id="Runner",
+    "with asyncio.Runner() as runner:\n    runner.run(work(1))", id="Runner"
 )
 
 

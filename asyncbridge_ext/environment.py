@@ -39,12 +39,24 @@ class Finding:
 
 
 def version_tuple(text: str) -> tuple[int, ...]:
-    """``"1.7.2"`` -> ``(1, 7, 2)``; non-digits in a part are dropped (``"1.7.3rc1"`` -> 1.7.31)."""
+    """The release numbers of a version: ``"1.7.2"`` -> ``(1, 7, 2)``, ``"1.7.3rc1"`` -> 1.7.3.
+
+    A part stops at its first non-digit, and the parts after it are dropped, so a
+    pre-release or local suffix never reads as a larger number.
+    """
     parts = []
     for piece in text.split(".")[:3]:
-        digits = "".join(ch for ch in piece if ch.isdigit())
-        parts.append(int(digits or 0))
-    return tuple(parts)
+        digits = ""
+        for char in piece:
+            if not char.isdigit():
+                break
+            digits += char
+        if not digits:
+            break
+        parts.append(int(digits))
+        if digits != piece:
+            break
+    return tuple(parts) or (0,)
 
 
 def installed_version(distribution: str, path: Sequence[str] | None = None) -> str | None:

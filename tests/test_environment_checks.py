@@ -19,6 +19,7 @@ from asyncbridge_ext.environment import (
     installed_version,
     nest_library_findings,
     nest_library_versions,
+    version_tuple,
 )
 
 
@@ -96,3 +97,21 @@ def test_the_version_first_on_the_path_is_the_one_checked(tmp_path: Path) -> Non
     assert nest_library_findings([str(fixed), str(old)]) == []
     found = nest_library_findings([str(old), str(fixed)])
     assert [f.problem.split(" is installed")[0] for f in found] == ["nest-asyncio2 1.7.2"]
+
+
+@pytest.mark.parametrize(
+    ("version", "release"),
+    [
+        ("1.7.4", (1, 7, 4)),
+        ("6.17.1", (6, 17, 1)),
+        ("1.7.3rc1", (1, 7, 3)),
+        ("1.7.2rc1", (1, 7, 2)),  # a pre-release of the broken 1.7.2 is still older than 1.7.3
+        ("1.7.2.post1", (1, 7, 2)),
+        ("1.7.2+local", (1, 7, 2)),
+        ("1.10", (1, 10)),
+        ("unknown", (0,)),
+    ],
+)
+def test_a_version_reads_as_its_release_numbers(version: str, release: tuple[int, ...]) -> None:
+    assert version_tuple(version) == release
+    assert (version_tuple(version) >= (1, 7, 3)) == (release >= (1, 7, 3))

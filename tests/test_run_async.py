@@ -178,11 +178,15 @@ def test_interrupting_a_kernel_task_served_in_nest_mode_cancels_it(
 ) -> None:
     if mode != "nest":
         pytest.skip("only nest mode waits for a task of the kernel's loop")
+    # The marker is printed by a callback that runs once the task is suspended in its
+    # sleep: the interrupt then lands in the loop, as a user's Ctrl-C does, and never inside
+    # the task's own step (where a busy machine could deliver it between the print and the
+    # await, and the task would end with the KeyboardInterrupt instead of being cancelled).
     kernel.ok(
         "stopped = []\n"
         "async def held():\n"
         "    try:\n"
-        "        print('task started', flush=True)\n"
+        "        asyncio.get_running_loop().call_soon(lambda: print('task started', flush=True))\n"
         "        await asyncio.sleep(60)\n"
         "    finally:\n"
         "        stopped.append('finally ran')\n"

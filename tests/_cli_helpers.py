@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import sysconfig
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
+from kernel_harness import ipc_transport
 
 USER_EXTENSIONS = ("userext_a", "userext_b", "userext_c", "userext_d")
 
@@ -79,19 +81,21 @@ def running_kernel(
         json.dumps({"argv": argv, "display_name": "abx cli test", "language": "python"}),
         encoding="utf-8",
     )
-    manager = KernelManager(
-        kernel_name="abx-cli-test",
-        kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(spec_dir.parent)]),
-    )
-    manager.start_kernel(env=env)
-    client = manager.client()
-    try:
-        client.start_channels()
-        client.wait_for_ready(timeout=60)
-        yield client
-    finally:
-        client.stop_channels()
-        manager.shutdown_kernel(now=True)
+    with tempfile.TemporaryDirectory(prefix="abx-ipc-") as sockets:
+        manager = KernelManager(
+            kernel_name="abx-cli-test",
+            kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(spec_dir.parent)]),
+            **ipc_transport(sockets),
+        )
+        manager.start_kernel(env=env)
+        client = manager.client()
+        try:
+            client.start_channels()
+            client.wait_for_ready(timeout=60)
+            yield client
+        finally:
+            client.stop_channels()
+            manager.shutdown_kernel(now=True)
 
 
 def kernel_loaded_extensions(

@@ -324,6 +324,18 @@ def _write_kernelspec(directory: Path, ipython_dir: Path, interrupt_mode: str) -
     (spec_dir / "kernel.json").write_text(json.dumps(spec))
 
 
+def ipc_transport(directory: str) -> dict[str, str]:
+    """KernelManager settings for a kernel on Unix sockets in ``directory``, not TCP ports.
+
+    jupyter_client picks TCP ports by binding port 0 and letting go; the kernel binds them
+    a moment later, and another test run on the machine (the matrix runs two at a time) can
+    take one in between: "Address already in use", the kernel dies at start. Sockets in a
+    directory of the test's own cannot collide. ``directory`` must be short (a socket path
+    has at most 107 bytes).
+    """
+    return {"transport": "ipc", "ip": os.path.join(directory, "kernel")}
+
+
 @contextmanager
 def start_kernel(
     extra_arguments: Sequence[str] = (),
@@ -348,6 +360,7 @@ def start_kernel(
         manager = KernelManager(
             kernel_name=KERNEL_NAME,
             kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernels_dir)]),
+            **ipc_transport(tmp),
         )
         env = {**os.environ, "IPYTHONDIR": str(ipython_dir), "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
         manager.start_kernel(extra_arguments=list(extra_arguments), env=env)

@@ -219,14 +219,26 @@ def test_children_a_refused_gather_put_on_the_kernels_loop_never_run(
     [
         pytest.param("(t, (g := asyncio.gather(t, side('child'))))", id="tuple"),
         pytest.param("id(g := asyncio.gather(t, side('child')))", id="call"),
+        pytest.param("(g := KERNEL_LOOP.create_task(side('child')), t)", id="task"),
     ],
 )
 def test_a_refused_expression_of_any_shape_leaves_no_task_to_run_later(
     kernel: Kernel, shape: str
 ) -> None:
-    """The gather puts side('child')'s task on t's loop, the kernel's; the value is not
-    awaitable, so %run_async refuses it, and that task must never run."""
-    message = usage_error(kernel, f"t = asyncio.ensure_future(echo('t'))\n%run_async {shape}")
+    """The gather puts side('child')'s task on t's loop, the kernel's (or the expression
+    puts one there itself); the value is not awaitable, so %run_async refuses it, and that
+    task must never run."""
+    kernel.ok("KERNEL_LOOP = asyncio.get_running_loop()")
+    code = f"t = asyncio.ensure_future(echo('t'))\n%run_async {shape}"
+    if GATHER_BINDS_TO_RUNNING_LOOP and "gather" in shape:
+        # 3.14+: gather binds to the loop running the expression and refuses t's future
+        # before it schedules anything; still, nothing may run later.
+        cell = kernel.run(code)
+        assert cell.error is not None and cell.error["ename"] == "ValueError", cell.describe()
+        cell = kernel.ok("await settle()\ngc.collect()\nran, await t")
+        assert cell.result == "([], 't')", cell.describe()
+        return
+    message = usage_error(kernel, code)
     assert "expects a coroutine or another awaitable" in message
     # g was made, on this cell's loop: the child task was really scheduled here
     assert kernel.ok("g.get_loop() is asyncio.get_running_loop()").result == "True"

@@ -26,6 +26,7 @@ __all__ = [
     "get_running_loop_or_none",
     "loop_of_future",
     "loop_thread_id",
+    "runner_loop",
     "set_running_loop",
     "swap_current_task",
     "thread_event_loop",
@@ -78,6 +79,15 @@ def loop_thread_id(loop: Any, default: int) -> int:
     """
     ident = getattr(loop, "_thread_id", default)
     return default if ident is None else int(ident)
+
+
+def runner_loop(runner: asyncio.Runner) -> asyncio.AbstractEventLoop | None:
+    """The loop an ``asyncio.Runner`` runs on (``Runner._loop``, 3.11-3.15), None before it starts.
+
+    ``Runner.get_loop()`` would create the loop of a Runner that has none yet.
+    """
+    loop: asyncio.AbstractEventLoop | None = getattr(runner, "_loop", None)
+    return loop
 
 
 def undo_archived_nest_patch() -> list[str]:

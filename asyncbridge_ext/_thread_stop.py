@@ -39,7 +39,12 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any, TypeGuard, cast
 
-from ._asyncio_private import get_running_loop_or_none, loop_thread_id, thread_event_loop
+from ._asyncio_private import (
+    get_running_loop_or_none,
+    loop_thread_id,
+    runner_loop,
+    thread_event_loop,
+)
 
 __all__ = ["StopRequested", "Stopper"]
 
@@ -117,13 +122,12 @@ def waited_futures(ident: int) -> list[tuple[asyncio.AbstractEventLoop, asyncio.
     the unfinished future it runs until. Called from another thread; it only reads.
     """
     frame: FrameType | None = sys._current_frames().get(ident)
-    runner_class = getattr(asyncio, "Runner", None)  # Python 3.11+
     found: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[Any]]] = []
     while frame is not None:
         name = frame.f_code.co_name
         owner = frame.f_locals.get("self")
-        if name == "run" and runner_class is not None and isinstance(owner, runner_class):
-            owner = getattr(owner, "_loop", None)
+        if name == "run" and isinstance(owner, asyncio.Runner):
+            owner = runner_loop(owner)
         elif name != "run_until_complete":
             owner = None
         if owner is not None and _runs_in(owner, ident):

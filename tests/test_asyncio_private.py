@@ -184,3 +184,10 @@ def test_undo_archived_nest_patch_gives_asyncio_back_its_c_tasks() -> None:
         "again: []",
     ]
     assert "Cannot enter into task" not in done.stderr
+
+
+def test_runner_loop_is_the_loop_a_runner_runs_on() -> None:
+    runner = asyncio.Runner()
+    assert private.runner_loop(runner) is None, "asyncio.Runner._loop is gone or renamed"
+    with runner:
+        assert private.runner_loop(runner) is runner.get_loop()

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .core import LoopThread, run_coroutine_in_new_loop
-from .nest import NestAsyncio
-from .thread_call import run_in_thread
+from .core import LoopThread, NestAsyncio, run_coroutine_in_new_loop, run_in_thread
 
 __all__ = [
     "LoopThread",
@@ -33,13 +31,13 @@ __version__ = "0.1.0"
 
 def load_ipython_extension(ipython: Any) -> None:
     """Called by ``%load_ext asyncbridge_ext``, on the kernel's main thread."""
-    from .extension import load
+    from .ipython.extension import load
 
     load(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
     """Called by ``%unload_ext asyncbridge_ext``: undo what loading did."""
-    from .extension import unload
+    from .ipython.extension import unload
 
     unload(ipython)

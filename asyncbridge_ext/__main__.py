@@ -1,8 +1,8 @@
-"""``python -m asyncbridge_ext enable|disable|status`` (see :mod:`asyncbridge_ext.cli`)."""
+"""``python -m asyncbridge_ext enable|disable|status`` (see :mod:`asyncbridge_ext.autoload.cli`)."""
 
 import sys
 
-from .cli import main
+from .autoload.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -209,7 +209,7 @@ def measure_mode(mode: str, rounds: int = 5) -> dict[str, Any]:
         after = [kernel.run(_throughput_cell()) for _ in range(rounds)]
         if mode in ("thread", "auto"):
             check = (
-                "import asyncbridge_ext, asyncbridge_ext.thread_mode as _tm\n"
+                "import asyncbridge_ext, asyncbridge_ext.nested.redirect as _tm\n"
                 "print(json.dumps(_tm.NestedRunRedirect.installed\n"
                 "                 and not asyncbridge_ext.NestAsyncio.is_applied))"
             )

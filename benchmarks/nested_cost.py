@@ -54,7 +54,7 @@ def measure(rounds: int = 9, calls: int = 300) -> dict[str, Any]:
         kernel.run(
             '%config AsyncBridge.nested_run = "thread"\n%load_ext asyncbridge_ext\n'
             + TIMER
-            + "\nfrom asyncbridge_ext.thread_mode import NestedRunRedirect\n"
+            + "\nfrom asyncbridge_ext.nested.redirect import NestedRunRedirect\n"
             "print(json.dumps(NestedRunRedirect.installed))"
         )
         kernel_us, script_us = [], []
@@ -68,7 +68,7 @@ def measure(rounds: int = 9, calls: int = 300) -> dict[str, Any]:
                 kernel_us.append(k)
                 script_us.append(s)
         served = kernel.run(
-            "from asyncbridge_ext.activity import ACTIVITY\n"
+            "from asyncbridge_ext.core.activity import ACTIVITY\n"
             "print(json.dumps(ACTIVITY.counts['nested_run.same_thread']))"
         )
         return {

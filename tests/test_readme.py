@@ -6,7 +6,7 @@ import pathlib
 import re
 
 import pytest
-from kernel_harness import start_kernel
+from support.kernel_harness import start_kernel
 
 pytestmark = pytest.mark.kernel
 

@@ -1,0 +1,204 @@
+"""In real kernels, every mode: a library that leaves another loop as the kernel thread's
+running loop no longer wedges the kernel, and known refusals point to %%in_thread.
+
+The "library" is asyncio and threads only: an object made in a %%in_thread cell whose
+loop runs in a thread of its own. Used from a plain cell it does what Playwright's sync
+API does there: it makes its loop the running loop of the calling thread, then fails.
+Every case has cells queued behind it, sent with stop_on_error=False; a kernel that
+stops answering fails the test with the cells still waiting, and is shut down.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from support.kernel_harness import Cell, Kernel, start_kernel
+
+pytestmark = pytest.mark.kernel
+
+MODES = ("nest", "thread", "auto", "off")
+
+LIBRARY = '''
+import asyncio, threading
+
+class Page:
+    """Bound to the thread that made it and to a loop running in a thread of its own."""
+
+    def __init__(self):
+        self.owner = threading.current_thread()
+        self.loop = asyncio.new_event_loop()
+        started = threading.Event()
+        self.loop.call_soon(started.set)
+        threading.Thread(target=self.loop.run_forever, name="library-loop", daemon=True).start()
+        started.wait(10)
+
+    def title(self):
+        if threading.current_thread() is not self.owner:
+            # What Playwright's dispatcher leaves behind when called from another thread.
+            asyncio.events._set_running_loop(self.loop)
+            raise RuntimeError("Cannot switch to a different thread")
+        async def read():
+            return "Example Domain"
+        return asyncio.run_coroutine_threadsafe(read(), self.loop).result(10)
+'''
+
+HIJACK_HINT = "belongs to that %%in_thread worker thread"
+
+
+@pytest.fixture(params=MODES)
+def kernel(request: pytest.FixtureRequest) -> Iterator[Kernel]:
+    # The mode from a config file: a nest patch applied at load would outlive %config.
+    with start_kernel(kernel_config=f"c.AsyncBridge.nested_run = {request.param!r}") as kernel:
+        kernel.ok("%load_ext asyncbridge_ext")
+        kernel.ok("%%in_thread\n" + LIBRARY + "page = Page()\n")
+        yield kernel
+
+
+def wait_or_wedged(kernel: Kernel, cells: list[Cell], timeout: float = 30.0) -> None:
+    try:
+        kernel.wait(cells, timeout)
+    except TimeoutError as exc:
+        pytest.fail(f"the kernel is wedged: queued cells got no reply. {exc}")
+
+
+def assert_repaired(failed: Cell) -> None:
+    assert failed.status == "error", failed.describe()
+    assert failed.reply is not None and failed.reply["evalue"] == (
+        "Cannot switch to a different thread"  # the user's exception, unchanged
+    )
+    assert HIJACK_HINT in failed.stderr, failed.describe()
+    assert "`%in_thread EXPR`" in failed.stderr and "`%%in_thread` cell" in failed.stderr
+    assert "'library-loop'" in failed.stderr, failed.describe()
+
+
+def test_a_foreign_running_loop_is_put_back_and_queued_cells_reply(kernel: Kernel) -> None:
+    cells = [
+        kernel.submit(code, stop_on_error=False)
+        for code in (
+            "page.title()",  # a sync cell
+            "print('next')",
+            "import asyncio\nawait asyncio.sleep(0.01)\nprint('awaited')",
+            "print(asyncio.get_running_loop() is not page.loop)",
+            "title = %in_thread page.title()\nprint(title)",
+        )
+    ]
+    wait_or_wedged(kernel, cells)
+    sync_cell, nxt, awaited, loop_check, in_thread = cells
+    assert_repaired(sync_cell)
+    assert nxt.stdout == "next\n", nxt.describe()
+    assert awaited.stdout == "awaited\n", awaited.describe()
+    assert loop_check.stdout == "True\n", loop_check.describe()
+    assert in_thread.stdout == "Example Domain\n", in_thread.describe()
+    for cell in (nxt, awaited, loop_check, in_thread):
+        assert HIJACK_HINT not in cell.stderr, cell.describe()
+
+
+@pytest.mark.xfail(
+    strict=False,
+    reason="a known gap: ipykernel runs a cell that awaits at top level as a task of its own "
+    "and fires post_execute only after awaiting that task, so the repair comes late. From "
+    "Python 3.14 a task step refuses to start while another loop is marked running ('loop "
+    "... is not the running loop') and ipykernel's own task never resumes; on 3.11 this "
+    "sequence wedged in thread and off mode too (once the first cell after setup).",
+)
+def test_an_async_cell_that_leaves_a_foreign_loop_is_put_back_too(kernel: Kernel) -> None:
+    cells = [
+        kernel.submit(code, stop_on_error=False)
+        for code in (
+            "import asyncio\nawait asyncio.sleep(0)\npage.title()",  # an async cell
+            "print(asyncio.get_running_loop() is not page.loop)",
+            "title = %in_thread page.title()\nprint(title)",
+        )
+    ]
+    wait_or_wedged(kernel, cells)
+    async_cell, loop_check, in_thread = cells
+    assert_repaired(async_cell)
+    assert loop_check.stdout == "True\n", loop_check.describe()
+    assert in_thread.stdout == "Example Domain\n", in_thread.describe()
+
+
+REFUSALS = {
+    "gql": 'raise AssertionError("Cannot run client.execute(query) if an asyncio loop is '
+    "running. Use 'await client.execute_async(query)' instead.\")",
+    "openai-agents": "raise RuntimeError('AgentRunner.run_sync() cannot be called when an "
+    "event loop is already running.')",
+    "anyio": "raise RuntimeError('Already running asyncio in this thread')",
+    "asgiref": "raise RuntimeError('You cannot use AsyncToSync in the same thread as an "
+    "async event loop - just await the async function directly.')",
+    "playwright": "raise type('Error', (Exception,), {'__module__': 'playwright._impl._errors'})"
+    "('It looks like you are using Playwright Sync API inside the asyncio loop.\\n"
+    "Please use the Async API instead.')",
+}
+
+
+def hint_lines(cell: Cell) -> list[str]:
+    return [line for line in cell.stderr.splitlines() if line.startswith("asyncbridge_ext: ")]
+
+
+def test_each_refusal_prints_one_pointer_after_its_traceback(kernel: Kernel) -> None:
+    refusing = [kernel.submit(code, stop_on_error=False) for code in REFUSALS.values()]
+    unrelated = kernel.submit(
+        "raise RuntimeError('Already running asyncio here')", stop_on_error=False
+    )
+    after = kernel.submit("print('still here')", stop_on_error=False)
+    wait_or_wedged(kernel, [*refusing, unrelated, after])
+    for cell in refusing:
+        assert cell.status == "error", cell.describe()
+        lines = hint_lines(cell)
+        assert len(lines) == 1, cell.describe()
+        assert "`%in_thread EXPR`" in lines[0] and "`%%in_thread` cell" in lines[0]
+        assert cell.reply is not None  # the user's exception, unchanged:
+        assert cell.reply["evalue"].replace("\n", "\\n") in cell.code, cell.describe()
+    assert unrelated.status == "error" and hint_lines(unrelated) == [], unrelated.describe()
+    assert after.stdout == "still here\n" and hint_lines(after) == [], after.describe()
+
+
+def test_a_nested_asyncio_run_in_off_mode_names_the_modes(kernel: Kernel) -> None:
+    mode = kernel.ok("%config AsyncBridge.nested_run").result
+    cells = [
+        kernel.submit(code, stop_on_error=False)
+        for code in (
+            "async def answer():\n    return 42\nasyncio.run(answer())",
+            "asyncio.get_event_loop().run_until_complete(answer())",
+            "print('still here')",
+        )
+    ]
+    wait_or_wedged(kernel, cells)
+    run, run_until_complete, after = cells
+    if mode != "'off'":
+        assert run.result == "42" and hint_lines(run) == [], run.describe()
+        assert run_until_complete.result == "42", run_until_complete.describe()
+    else:
+        for cell in (run, run_until_complete):
+            assert cell.status == "error", cell.describe()
+            lines = hint_lines(cell)
+            assert len(lines) == 1 and '"thread"' in lines[0] and '"nest"' in lines[0]
+    assert after.stdout == "still here\n", after.describe()
+
+
+def test_a_refusal_inside_in_thread_gets_no_pointer_back_to_in_thread(kernel: Kernel) -> None:
+    cell = kernel.submit(
+        "%%in_thread\nraise RuntimeError('Already running asyncio in this thread')",
+        stop_on_error=False,
+    )
+    after = kernel.submit("print('still here')", stop_on_error=False)
+    wait_or_wedged(kernel, [cell, after])
+    assert cell.status == "error" and hint_lines(cell) == [], cell.describe()
+    assert after.stdout == "still here\n", after.describe()
+
+
+def test_a_cleared_running_loop_is_put_back_too(kernel: Kernel) -> None:
+    cells = [
+        kernel.submit(code, stop_on_error=False)
+        for code in (
+            "asyncio.events._set_running_loop(None)",
+            "print('next')",
+            "await asyncio.sleep(0.01)\nprint('awaited')",
+        )
+    ]
+    wait_or_wedged(kernel, cells)
+    cleared, nxt, awaited = cells
+    assert cleared.status == "ok", cleared.describe()
+    assert "cleared the running event loop of the kernel's thread" in cleared.stderr
+    assert nxt.stdout == "next\n" and awaited.stdout == "awaited\n", awaited.describe()

@@ -49,19 +49,23 @@ replaced them if not.
 from __future__ import annotations
 
 import asyncio
-import functools
 import sys
 import threading
 from collections.abc import Callable
 from typing import Any
 
 from ..core.activity import ACTIVITY
-from ..core.asyncio_internals import get_running_loop_or_none as _get_running_loop
 from ..core.nest import NestAsyncio, NestBackend
+from ._entry_points import (
+    RUN,
+    WRAPPED_IN,
+    describe,
+    make_wrapper,
+    owner_of,
+)
 from ._serve import (
     as_coroutine_for_run,
     bound_loop,
-    close_runner,
     refusal,
     run_with_loop_paused,
     serve_off_main,
@@ -70,36 +74,6 @@ from ._serve import (
 __all__ = ["NestedRunRedirect"]
 
 _MAIN_THREAD_IDENT = threading.main_thread().ident
-
-RUN, RUNNER, RUNNER_CLOSE, UNTIL_COMPLETE, FOREVER = (
-    "asyncio.run",
-    "asyncio.Runner.run",
-    "asyncio.Runner.close",
-    "BaseEventLoop.run_until_complete",
-    "BaseEventLoop.run_forever",
-)
-_WRAPPED_IN = {
-    "thread": (RUN, RUNNER, RUNNER_CLOSE, UNTIL_COMPLETE, FOREVER),
-    "auto": (RUN, RUNNER, RUNNER_CLOSE, UNTIL_COMPLETE, FOREVER),
-    "nest": (RUN, RUNNER, RUNNER_CLOSE),
-}
-
-
-def _owner(name: str) -> tuple[Any, str] | None:
-    """The object and attribute behind an entry point's name (None: not in this Python)."""
-    if name == RUN:
-        return asyncio, "run"
-    if name in (RUNNER, RUNNER_CLOSE):
-        return asyncio.Runner, name.rpartition(".")[2]
-    return asyncio.BaseEventLoop, name.rpartition(".")[2]
-
-
-def _describe(obj: Any) -> str:
-    module = getattr(obj, "__module__", None) or "?"
-    name = getattr(obj, "__qualname__", None) or repr(obj)
-    if "<locals>" in name:  # a function defined inside another (nest_asyncio's run)
-        name = getattr(obj, "__name__", name)
-    return f"{module}.{name}"
 
 
 class _NestedRunRedirect:
@@ -129,10 +103,10 @@ class _NestedRunRedirect:
         """Our entry points that something else replaced since: name -> what is there now."""
         found = {}
         for name, wrapper in list(self._wrappers.items()):
-            owner = _owner(name)
+            owner = owner_of(name)
             current = None if owner is None else getattr(owner[0], owner[1], None)
             if current is not wrapper:
-                found[name] = _describe(current)
+                found[name] = describe(current)
         return found
 
     def status(self) -> dict[str, Any]:
@@ -148,7 +122,7 @@ class _NestedRunRedirect:
 
     def install(self, mode: str = "thread", nest_backend: NestBackend = "auto") -> None:
         """Wrap the entry points ``mode`` needs, on the calling thread. Idempotent."""
-        if mode not in _WRAPPED_IN:
+        if mode not in WRAPPED_IN:
             raise ValueError(f"mode must be 'thread', 'auto' or 'nest', got {mode!r}")
         with self._lock:
             self.nest_backend = nest_backend
@@ -156,8 +130,8 @@ class _NestedRunRedirect:
                 return
             self._uninstall_locked()
             self.mode = mode
-            for name in _WRAPPED_IN[mode]:
-                owner = _owner(name)
+            for name in WRAPPED_IN[mode]:
+                owner = owner_of(name)
                 if owner is None:
                     continue
                 original = getattr(*owner)
@@ -168,11 +142,11 @@ class _NestedRunRedirect:
                     # (nested runs happen on the kernel's loop); one with debug= or
                     # loop_factory= gets the loop it asks for, and the kernel's loop
                     # keeps its own debug setting.
-                    wrapper = self._make_wrapper(
-                        RUN, asyncio.runners.run, original if mode == "nest" else None
+                    wrapper = make_wrapper(
+                        RUN, asyncio.runners.run, self._route, original if mode == "nest" else None
                     )
                 else:
-                    wrapper = self._make_wrapper(name, original)
+                    wrapper = make_wrapper(name, original, self._route)
                 wrapper.__asyncbridge_redirect__ = True  # type: ignore[attr-defined]
                 self._originals[name] = original
                 self._wrappers[name] = wrapper
@@ -186,7 +160,7 @@ class _NestedRunRedirect:
 
     def _uninstall_locked(self) -> None:
         for name, wrapper in self._wrappers.items():
-            owner = _owner(name)
+            owner = owner_of(name)
             if owner is not None and getattr(*owner) is wrapper:
                 setattr(owner[0], owner[1], self._previous(name))
         self._wrappers.clear()
@@ -212,7 +186,7 @@ class _NestedRunRedirect:
         restored, failed = {}, {}
         with self._lock:
             for name, what in self.replaced().items():
-                owner = _owner(name)
+                owner = owner_of(name)
                 try:
                     if owner is None:
                         raise AttributeError(name)
@@ -223,66 +197,6 @@ class _NestedRunRedirect:
         return restored, failed
 
     # -- the one routing decision -----------------------------------------------------
-
-    def _make_wrapper(
-        self,
-        name: str,
-        original: Callable[..., Any],
-        reentrant_run: Callable[..., Any] | None = None,
-    ) -> Callable[..., Any]:
-        route = self._route
-        if name in (RUN, RUNNER):
-            what = "asyncio.run()" if name == RUN else "asyncio.Runner.run()"
-            first = 1 if name == RUNNER else 0  # Runner.run(self, coro, ...)
-            key = "coro" if name == RUNNER else "main"
-
-            def run(*args: Any, **kwargs: Any) -> Any:
-                __tracebackhide__ = True
-                running = _get_running_loop()
-                if running is None:
-                    return original(*args, **kwargs)
-                main = args[first] if len(args) > first else kwargs.get(key)
-                if (
-                    reentrant_run is not None
-                    and len(args) <= 1
-                    and not any(value is not None for arg, value in kwargs.items() if arg != "main")
-                ):
-                    ACTIVITY.count("nested_run.reentrant")
-                    return reentrant_run(main)
-                return route(running, None, main, what, original, args, kwargs)
-
-            return functools.wraps(original)(run)
-        if name == RUNNER_CLOSE:
-
-            def close(runner: Any) -> Any:
-                __tracebackhide__ = True
-                running = _get_running_loop()
-                if running is None:
-                    return original(runner)
-                return close_runner(running, original, runner)
-
-            return functools.wraps(original)(close)
-        if name == UNTIL_COMPLETE:
-
-            def run_until_complete(loop: Any, future: Any) -> Any:
-                __tracebackhide__ = True
-                running = _get_running_loop()
-                if running is None:
-                    return original(loop, future)
-                return route(
-                    running, loop, future, "loop.run_until_complete()", original, (loop, future)
-                )
-
-            return functools.wraps(original)(run_until_complete)
-
-        def run_forever(loop: Any) -> Any:
-            __tracebackhide__ = True
-            running = _get_running_loop()
-            if running is None:
-                return original(loop)
-            return route(running, loop, None, "loop.run_forever()", original, (loop,))
-
-        return functools.wraps(original)(run_forever)
 
     def _route(
         self,

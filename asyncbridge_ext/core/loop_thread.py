@@ -140,6 +140,13 @@ class LoopThread:
             return wait_for_outcome(
                 call, timeout, self._grace, lambda: self._cancel(call), hand_over
             )
+        except asyncio.CancelledError:
+            if call.cancel_cause != "close":
+                raise
+            raise RuntimeError(
+                "the LoopThread was closed while this call was waiting; its coroutine was "
+                "cancelled. Close the LoopThread only after its callers are done."
+            ) from None
         finally:
             with self._lock:
                 self._calls.discard(call)

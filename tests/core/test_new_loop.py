@@ -360,16 +360,16 @@ def test_debug_records_of_the_loop_lifecycle(caplog: pytest.LogCaptureFixture) -
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_forked_child_sees_no_pool_of_its_parent_until_it_makes_one() -> None:
     """What %asyncbridge reads (``peek``) in a child is the child's pool, not the parent's."""
-    from asyncbridge_ext.core import new_loop
+    from asyncbridge_ext.core import _pools
 
     assert run_coroutine_in_new_loop(asyncio.sleep(0, result=1)) == 1
-    parent = new_loop._pools.peek()
+    parent = _pools._fresh_loop_pools.peek()
     assert parent is not None
 
     def child_sees_none_then_its_own() -> bool:
-        if new_loop._pools.peek() is not None:
+        if _pools._fresh_loop_pools.peek() is not None:
             return False
-        made = new_loop._pools.get()
-        return made is not parent and new_loop._pools.peek() is made
+        made = _pools._fresh_loop_pools.get()
+        return made is not parent and _pools._fresh_loop_pools.peek() is made
 
     assert exit_code_in_forked_child(child_sees_none_then_its_own, 20) == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -19,6 +20,13 @@ NONE = {"busy": 0, "idle": 0, "abandoned": 0}
 
 #: Joins that prove an idle exit came from the short timeout, not the 10 s default.
 SHORT_WAIT = IDLE_SECONDS / 2
+
+
+def join_within(seconds: float, *threads: threading.Thread) -> None:
+    """Join ``threads`` by one deadline, ``seconds`` from now (not ``seconds`` each)."""
+    deadline = time.monotonic() + seconds
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
 
 
 @pytest.fixture
@@ -56,8 +64,7 @@ def test_both_pools_report_through_one_status_and_idle_workers_exit_after_the_ti
     # An extra run_in_thread worker: started by a call made while the first one is busy.
     extra = run_in_thread(lambda: run_in_thread(threading.current_thread, timeout=WAIT))
     assert extra is not first
-    fresh.join(SHORT_WAIT)
-    extra.join(SHORT_WAIT)
+    join_within(SHORT_WAIT, fresh, extra)
     assert not fresh.is_alive() and not extra.is_alive()
     assert first.is_alive()  # run_in_thread keeps its first worker (thread-local state)
     assert worker_status() == {
@@ -136,14 +143,12 @@ def test_the_pool_shape_with_a_short_idle_timeout_from_its_constructor(keep_firs
         assert job.ran_on is worker.thread
     first, second = (worker.thread for worker in workers)
     assert (first.name, second.name) == ("asyncbridge-test-1", "asyncbridge-test-2")
-    second.join(SHORT_WAIT)
+    join_within(SHORT_WAIT, second, *([] if keep_first else [first]))
     assert not second.is_alive()
     if keep_first:
         assert first.is_alive()
         assert pool.status() == {"busy": 0, "idle": 1, "abandoned": 0}
         for thread in pool.retire_idle():
             thread.join(WAIT)
-    else:
-        first.join(SHORT_WAIT)
     assert not first.is_alive()
     assert pool.status() == NONE

@@ -133,11 +133,11 @@ def test_the_pool_shape_with_a_short_idle_timeout_from_its_constructor(keep_firs
     go = threading.Event()
     jobs = [_Wait(go), _Wait(go)]
     workers = [pool.reserve(), pool.reserve()]  # the first is busy: a second one is made
-    for worker, job in zip(workers, jobs):
+    for worker, job in zip(workers, jobs, strict=True):
         pool.submit(worker, job)
     assert pool.status() == {"busy": 2, "idle": 0, "abandoned": 0}
     go.set()
-    for worker, job in zip(workers, jobs):
+    for worker, job in zip(workers, jobs, strict=True):
         assert job.call.done.acquire(timeout=WAIT)
         pool.after_call(worker, job)
         assert job.ran_on is worker.thread

@@ -208,8 +208,8 @@ def wait_for_outcome(
     request_cancel: Callable[[], None],
     hand_over: Callable[[], None] | None = None,
     *,
-    subject: str = "the coroutine",
-    where: str = "on its loop thread",
+    subject: str,
+    where: str,
     escalate: Callable[[], None] | None = None,
     quiet_causes: tuple[type[BaseException], ...] = (asyncio.CancelledError,),
 ) -> T:

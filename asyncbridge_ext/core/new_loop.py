@@ -30,6 +30,9 @@ __all__ = ["run_coroutine_in_new_loop"]
 
 T = TypeVar("T")
 
+#: How timeout errors, warnings and ``%asyncbridge`` name the work and where it runs.
+SUBJECT, WHERE = "the coroutine", "on its loop thread"
+
 logger = logging.getLogger("asyncbridge_ext")
 
 
@@ -110,7 +113,9 @@ def run_coroutine_in_new_loop(
     # Submitted inside the wait: starting a worker thread can take long enough for the
     # coroutine to run (and a Ctrl-C to arrive) before submit() returns.
     try:
-        return wait_for_outcome(call, timeout, grace, request_cancel, hand_over)
+        return wait_for_outcome(
+            call, timeout, grace, request_cancel, hand_over, subject=SUBJECT, where=WHERE
+        )
     finally:
         pool.after_call(worker, job)
 

@@ -89,14 +89,14 @@ def run_coroutine_in_new_loop(
         close_quietly(awaitable)
         raise
     call: Call[T] = Call()
-    pool = fresh_loop_pool()
-    worker = pool.reserve()
     loop = asyncio.new_event_loop()
     tasks = FreshLoopTasks(loop)  # its task factory records the loop's tasks
     # The task is created here, before any thread runs the loop, so a cancellation
     # request always finds both the loop and the task, however early it comes.
     task = create_task_in_context(loop, _run_then_clean_up(call, coro, grace, tasks), call)
     job = FreshLoopJob(loop, task, call)
+    pool = fresh_loop_pool()
+    worker = pool.reserve()  # last, so that only the try below can leave it reserved
 
     def request_cancel() -> None:
         tasks.disturbed = True  # before the request's handle refers to the loop

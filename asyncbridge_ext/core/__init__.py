@@ -9,7 +9,9 @@ Public here (and re-exported by :mod:`asyncbridge_ext`):
   (imported only when applied).
 
 The other public modules serve the rest of the package: :mod:`.activity` (counters for
-``%asyncbridge``), :mod:`.interrupts` (interrupting bridged work off the main thread),
+``%asyncbridge``), :mod:`.workers` (how many worker threads both pools run now),
+:mod:`.waiting` (the one bounded wait, its defaults, and the coercion of awaitables),
+:mod:`.interrupts` (interrupting bridged work off the main thread),
 :mod:`.loops` (finding running loops and cancelling their tasks), :mod:`.environment`
 (installed versions and known-bad ones) and :mod:`.asyncio_internals` (every private name
 of asyncio the package reads). The ``_x`` modules are private to this subpackage.

@@ -20,7 +20,6 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any, Generic, TypeVar
 
-from ._stop import StopRequested
 from .activity import ACTIVITY
 from .interrupts import INTERRUPTS
 
@@ -129,31 +128,56 @@ def _acquire_by(
             return True
 
 
-def _wait_for_cancelled(
-    call: Call[Any],
+def wait_bounded(
+    wait: Callable[[float | None], bool],
+    timeout: float | None,
     grace: float,
-    what: str,
-    subject: str = "the coroutine",
-    where: str = "on its loop thread",
+    request_cancel: Callable[[str], object],
+    still_running: Callable[[], bool],
+    *,
+    subject: str,
+    where: str,
+    wait_cancelled: Callable[[float], bool] | None = None,
     escalate: Callable[[], None] | None = None,
-) -> bool:
-    """After cancellation was requested, wait up to ``grace`` seconds for the work to end.
+    cause: Callable[[], BaseException | None] | None = None,
+) -> None:
+    """The one bounded wait: return once the work ended, or stop it and raise.
 
-    ``escalate`` (if given) is called once, halfway through the grace period, when the
-    work has not ended by then: the second, stronger way of stopping it. Returns
-    ``False`` (after logging a warning) when the work did not finish in time: it is then
-    abandoned on its thread and the caller goes on. A second Ctrl-C during the grace
-    period abandons it at once.
+    Runs on the caller's thread. ``wait(deadline)`` blocks until the work has ended or
+    the monotonic ``deadline`` (``None``: none) has passed, and says whether it ended;
+    ``wait_cancelled(deadline)`` does the same after cancellation (default: ``wait``).
+
+    On ``KeyboardInterrupt`` while waiting (counted as ``interrupt``), or at the
+    timeout (counted as ``timeout``): ``request_cancel(reason)`` is called with
+    ``"interrupt"`` or ``"timeout"``; ``escalate`` (if given) once, halfway through the
+    ``grace`` seconds that the work then has to end. Work that has not ended by then is
+    abandoned with a logged warning and listed in :data:`~.activity.ACTIVITY` while
+    ``still_running()``; a second Ctrl-C abandons it at once. Then
+    ``KeyboardInterrupt`` is re-raised, or :data:`CallTimeoutError` raised from
+    ``cause()``. ``subject`` and ``where`` name the work and its thread in messages.
     """
+    __tracebackhide__ = True
+    deadline = None if timeout is None else time.monotonic() + timeout
+    interrupt: KeyboardInterrupt | None = None
+    try:
+        if wait(deadline):
+            return
+        reason, what = "timeout", f"timeout of {timeout} s"
+    except KeyboardInterrupt as exc:
+        interrupt = exc
+        reason, what = "interrupt", "KeyboardInterrupt"
+    ACTIVITY.count(reason)
+    request_cancel(reason)
+    ended = wait if wait_cancelled is None else wait_cancelled
     deadline = time.monotonic() + grace
     try:
         finished = False
         if escalate is not None:
-            finished = _acquire_by(call.done, time.monotonic() + grace / 2)
+            finished = ended(time.monotonic() + grace / 2)
             if not finished:
                 escalate()
         if not finished:
-            finished = _acquire_by(call.done, deadline)
+            finished = ended(deadline)
     except KeyboardInterrupt:
         finished = False
     if not finished:
@@ -165,8 +189,16 @@ def _wait_for_cancelled(
             what,
             where,
         )
-        ACTIVITY.abandon(f"{subject} {where}, cancelled after {what}", lambda: not call.settled)
-    return finished
+        ACTIVITY.abandon(f"{subject} {where}, cancelled after {what}", still_running)
+    if interrupt is not None:
+        try:
+            raise interrupt
+        finally:
+            del interrupt
+    message = f"{subject} did not finish within {timeout} s; it was cancelled" + (
+        " and its finally blocks ran" if finished else " but did not stop in time"
+    )
+    raise CallTimeoutError(message) from (cause() if cause is not None else None)
 
 
 def wait_for_outcome(
@@ -176,70 +208,62 @@ def wait_for_outcome(
     request_cancel: Callable[[], None],
     hand_over: Callable[[], None] | None = None,
     *,
-    subject: str = "the coroutine",
-    where: str = "on its loop thread",
+    subject: str,
+    where: str,
     escalate: Callable[[], None] | None = None,
+    quiet_causes: tuple[type[BaseException], ...] = (asyncio.CancelledError,),
 ) -> T:
     """Block the calling thread until ``call`` settles; return its result or raise.
 
-    ``hand_over`` (if given) starts the call on its loop thread; it runs inside the
-    same ``try`` as the wait, so a Ctrl-C that lands while a new worker thread starts
-    (the coroutine may already be running on it) still cancels the coroutine.
+    :func:`wait_bounded` on the call's lock, in short slices. ``hand_over`` (if given)
+    starts the call on its loop thread; it runs inside the wait, so a Ctrl-C that lands
+    while a new worker thread starts (the coroutine may already be running on it) still
+    cancels the coroutine. ``call.cancel_cause`` says why it was cancelled.
 
     Timeout: cancel the coroutine, wait up to ``grace`` seconds for its ``finally``
-    blocks, then raise ``TimeoutError``. ``KeyboardInterrupt`` while waiting: the same,
-    then re-raise ``KeyboardInterrupt``. The caller never waits longer than
-    ``timeout + grace`` (or ``grace`` after an interrupt).
+    blocks, then raise ``TimeoutError`` from the work's exception, unless that is one of
+    ``quiet_causes`` (what stopped work raises because it was stopped).
+    ``KeyboardInterrupt`` while waiting: the same, then re-raise ``KeyboardInterrupt``.
+    The caller never waits longer than ``timeout + grace`` (or ``grace`` after an
+    interrupt).
 
     Off the main thread (an ipykernel 7 subshell) no SIGINT arrives; the wait is
     registered with :data:`~asyncbridge_ext.core.interrupts.INTERRUPTS` instead, so an
     interrupt delivered through it raises ``KeyboardInterrupt`` here within one slice.
-
-    ``subject`` and ``where`` name the work and its thread in messages; ``escalate``
-    is the second way to stop it (see :func:`_wait_for_cancelled`). Besides
-    ``CancelledError``, a :class:`~asyncbridge_ext.core._stop.StopRequested` that
-    the work raised because it was stopped is not reported as the timeout's cause.
     """
     __tracebackhide__ = True
-    deadline = None if timeout is None else time.monotonic() + timeout
-    try:
+
+    def wait(deadline: float | None) -> bool:
         if threading.current_thread() is threading.main_thread():
             if hand_over is not None:
                 hand_over()
-            finished = _acquire_by(call.done, deadline)
-        else:  # no signal reaches this thread: let the extension's SIGINT handling in
-            interrupted = threading.Event()
-            with INTERRUPTS.target(interrupted.set):
-                if hand_over is not None:
-                    hand_over()
-                finished = _acquire_by(call.done, deadline, interrupted)
-    except KeyboardInterrupt:
-        ACTIVITY.count("interrupt")
-        call.cancel_cause = "interrupt"
+            return _acquire_by(call.done, deadline)
+        interrupted = threading.Event()  # no signal reaches this thread: let one in
+        with INTERRUPTS.target(interrupted.set):
+            if hand_over is not None:
+                hand_over()
+            return _acquire_by(call.done, deadline, interrupted)
+
+    def cancel(reason: str) -> None:
+        call.cancel_cause = reason
         request_cancel()
-        _wait_for_cancelled(call, grace, "KeyboardInterrupt", subject, where, escalate)
-        raise
-    if not finished:
-        ACTIVITY.count("timeout")
-        call.cancel_cause = "timeout"
-        request_cancel()
-        ran_finally = _wait_for_cancelled(
-            call, grace, f"timeout of {timeout} s", subject, where, escalate
-        )
-        cause = call.error
-        call.error = None
-        if isinstance(cause, (asyncio.CancelledError, StopRequested)):
-            cause = None
-        message = f"{subject} did not finish within {timeout} s; it was cancelled" + (
-            " and its finally blocks ran" if ran_finally else " but did not stop in time"
-        )
-        raise CallTimeoutError(message) from cause
-    if call.cancel_cause == "close" and isinstance(call.error, asyncio.CancelledError):
-        call.error = None
-        raise RuntimeError(
-            "the LoopThread was closed while this call was waiting; its coroutine was "
-            "cancelled. Close the LoopThread only after its callers are done."
-        )
+
+    def cause() -> BaseException | None:
+        error, call.error = call.error, None
+        return None if isinstance(error, quiet_causes) else error
+
+    wait_bounded(
+        wait,
+        timeout,
+        grace,
+        cancel,
+        lambda: not call.settled,
+        subject=subject,
+        where=where,
+        wait_cancelled=lambda deadline: _acquire_by(call.done, deadline),
+        escalate=escalate,
+        cause=cause,
+    )
     return take_outcome(call)
 
 

@@ -1,14 +1,18 @@
-"""The worker threads of :func:`~asyncbridge_ext.run_in_thread`: loop-free, reused, named.
+"""The worker threads of the core: one pool shape, one idle policy, one :meth:`status`.
 
-Each worker is a plain daemon thread named ``asyncbridge-thread-N`` that runs one
-function at a time and never sets or runs an event loop itself. A call takes the first
-free worker in creation order, so consecutive calls land on the same thread (the
-*first* worker) while it is free, and thread-local state (a library's default event
-loop, an HTTP session) persists between them. A call made while every worker is busy
-(a nested call, another thread, a subshell) starts a new worker instead of waiting, so
-it never deadlocks. Extra workers that stay idle for ``idle_seconds`` exit; the first
-one stays. A worker whose call was abandoned (stuck in a C call past the grace period)
-is never given work again and exits when its function finally returns.
+Two pools of this shape exist per process (see :func:`thread_pool` and
+:func:`fresh_loop_pool`): the loop-free workers of
+:func:`~asyncbridge_ext.run_in_thread`, daemon threads named ``asyncbridge-thread-N``,
+and the workers of :func:`~asyncbridge_ext.run_coroutine_in_new_loop`, named
+``asyncbridge-worker-N``, that each run one fresh loop at a time.
+
+A call takes the first free worker in creation order, so consecutive calls land on the
+same thread while it is free (for ``run_in_thread`` thread-local state, such as a
+library's default event loop, persists between them). A call made while every worker is
+busy (a nested call, another thread, a subshell) starts a new worker instead of waiting,
+so it never deadlocks. A worker idle for ``idle_seconds`` exits, except the first one of
+a pool made with ``keep_first``. A worker whose job was abandoned (its caller stopped
+waiting) is never given work again and exits when its job finally returns.
 """
 
 from __future__ import annotations
@@ -17,51 +21,41 @@ import itertools
 import logging
 import queue
 import threading
-from collections.abc import Callable
 from typing import Any
 
 from ._call import Call, release_caller
 from ._per_process import PerProcess
-from ._stop import Stopper, StopRequested
 
-__all__ = ["MAX_THREADS", "ThreadPool", "thread_pool"]
+__all__ = ["IDLE_SECONDS", "MAX_THREADS", "Job", "WorkerPool", "fresh_loop_pool", "thread_pool"]
 
 logger = logging.getLogger("asyncbridge_ext")
 
-#: An extra worker with nothing to do for this long exits.
+#: A worker with nothing to do for this long exits (the first one of ``run_in_thread``
+#: stays). The one idle timeout of both pools.
 IDLE_SECONDS = 10.0
 
-#: At most this many workers (busy, idle or abandoned and still running) at once.
+#: At most this many ``run_in_thread`` workers (busy, idle or abandoned and running) at once.
 MAX_THREADS = 64
 
 
 class Job:
-    """One function call handed to a worker, and where it stands (guarded by the pool lock)."""
+    """One piece of work handed to a worker, and where it stands (guarded by the pool lock).
 
-    __slots__ = ("abandoned", "args", "call", "finished", "func", "kwargs", "queued", "stopper")
+    Subclasses define :meth:`run`, called once on the worker; its outcome goes into
+    ``call``. The pool settles ``call`` and wakes its caller after :meth:`run` returns.
+    """
 
-    def __init__(self, func: Callable[..., Any], args: Any, kwargs: Any) -> None:
-        self.func = func
-        self.args = args
-        self.kwargs = kwargs
-        self.call: Call[Any] = Call()  # copies the caller's contextvars context
-        self.stopper = Stopper()
+    __slots__ = ("abandoned", "call", "finished", "queued")
+
+    def __init__(self, call: Call[Any]) -> None:
+        self.call = call
         self.queued = False
         self.finished = False
         self.abandoned = False
 
-    def stop(self) -> None:
-        """On the caller's thread, after a timeout or Ctrl-C: stop the function.
-
-        A job never handed over (a Ctrl-C landed in the hand-over) has nothing to stop
-        and nothing to wait for: it is settled at once, so the caller does not wait out
-        the grace period for a function that will never run.
-        """
-        if self.queued:
-            self.stopper.stop()
-        else:
-            self.call.settled = True
-            release_caller(self.call)
+    def run(self) -> None:
+        """Do the work, on the worker thread; must not raise."""
+        raise NotImplementedError
 
 
 class Worker:
@@ -69,22 +63,38 @@ class Worker:
 
     __slots__ = ("busy", "jobs", "started", "thread")
 
-    def __init__(self, name: str, serve: Callable[[Worker], None]) -> None:
-        self.thread = threading.Thread(target=serve, args=(self,), name=name, daemon=True)
+    def __init__(self, name: str, pool: WorkerPool) -> None:
+        self.thread = threading.Thread(target=pool._serve, args=(self,), name=name, daemon=True)
         self.jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()  # None: exit
         self.busy = True
         self.started = False
 
 
-class ThreadPool:
-    """Loop-free worker threads for ``run_in_thread`` (use :func:`thread_pool`)."""
+class WorkerPool:
+    """Worker threads named ``{prefix}N`` that run one job at a time, reused between calls.
 
-    def __init__(self, idle_seconds: float = IDLE_SECONDS, max_threads: int = MAX_THREADS):
+    ``keep_first``: the first worker never exits for being idle. ``max_threads``
+    (``None``: no limit) bounds the workers alive at once, abandoned ones included;
+    ``owner`` names the function that refuses a call past that limit.
+    """
+
+    def __init__(
+        self,
+        prefix: str,
+        *,
+        keep_first: bool = False,
+        idle_seconds: float = IDLE_SECONDS,
+        max_threads: int | None = None,
+        owner: str = "the pool",
+    ) -> None:
+        self.prefix = prefix
+        self.keep_first = keep_first
         self.idle_seconds = idle_seconds
         self.max_threads = max_threads
+        self.owner = owner
         self._lock = threading.Lock()
         self._workers: list[Worker] = []  # workers that may get work, oldest first
-        self._abandoned: list[Worker] = []  # given up on, their function still running
+        self._abandoned: list[Worker] = []  # given up on, their job still running
         self._names = itertools.count(1)
 
     def reserve(self) -> Worker:
@@ -98,28 +108,32 @@ class ThreadPool:
                 if not worker.busy:
                     worker.busy = True
                     return worker
-            self._abandoned = [w for w in self._abandoned if w.thread.is_alive()]
-            if len(self._workers) + len(self._abandoned) >= self.max_threads:
-                raise RuntimeError(
-                    f"run_in_thread() has {self.max_threads} worker threads busy "
-                    f"({len(self._abandoned)} of them abandoned, stuck in blocking calls); "
-                    "it starts no more. Let some calls finish first, or restart the kernel "
-                    "(or process) to get rid of stuck ones."
-                )
-            worker = Worker(f"asyncbridge-thread-{next(self._names)}", self._serve)
+            if self.max_threads is not None:
+                self._abandoned = [w for w in self._abandoned if w.thread.is_alive()]
+                if len(self._workers) + len(self._abandoned) >= self.max_threads:
+                    raise RuntimeError(
+                        f"{self.owner} has {self.max_threads} worker threads busy "
+                        f"({len(self._abandoned)} of them abandoned, stuck in blocking calls); "
+                        "it starts no more. Let some calls finish first, or restart the kernel "
+                        "(or process) to get rid of stuck ones."
+                    )
+            worker = Worker(f"{self.prefix}{next(self._names)}", self)
             self._workers.append(worker)
             return worker
 
     def submit(self, worker: Worker, job: Job) -> None:
-        """Hand ``job`` to the reserved ``worker``, starting its thread the first time."""
-        with self._lock:
-            start = not worker.started
-            worker.started = True
-        if start:
-            worker.thread.start()
-            logger.debug("started worker thread %s", worker.thread.name)
+        """Hand ``job`` to the reserved ``worker``, starting its thread the first time.
+
+        Only the caller that reserved ``worker`` touches it until the job ends, so
+        ``started`` needs no lock. The job is queued before the thread starts: a Ctrl-C
+        that cuts the start short leaves a job that still runs.
+        """
         job.queued = True  # before put: a Ctrl-C in between abandons a job that never ran
         worker.jobs.put(job)
+        if not worker.started:
+            worker.started = True
+            worker.thread.start()
+            logger.debug("started worker thread %s", worker.thread.name)
 
     def after_call(self, worker: Worker, job: Job) -> None:
         """On the caller's thread, when the wait ended: give up on a job still running."""
@@ -170,13 +184,13 @@ class ThreadPool:
                     with self._lock:
                         if worker not in self._workers:
                             return  # abandoned while its job was on the way
-                        if worker.busy or worker is self._workers[0]:
-                            continue  # a job is on its way, or this is the first worker
+                        if worker.busy or (self.keep_first and worker is self._workers[0]):
+                            continue  # a job is on its way, or this is the kept first worker
                         self._workers.remove(worker)
                         return
                 if job is None:
                     return  # retired by retire_idle()
-                _run_job(job)
+                job.run()
                 with self._lock:
                     job.finished = True
                     job.call.settled = True
@@ -190,36 +204,37 @@ class ThreadPool:
             logger.debug("worker thread %s exits", worker.thread.name)
 
 
-def _run_job(job: Job) -> None:
-    """Call the job's function under the caller's context; store its outcome in the call.
+_thread_pools: PerProcess[WorkerPool] = PerProcess(
+    lambda: WorkerPool(
+        "asyncbridge-thread-", keep_first=True, max_threads=MAX_THREADS, owner="run_in_thread()"
+    )
+)
+_fresh_loop_pools: PerProcess[WorkerPool] = PerProcess(lambda: WorkerPool("asyncbridge-worker-"))
 
-    Runs on the worker. A :class:`StopRequested` that lands after the function ended
-    (before :meth:`Stopper.end` took it back) is caught here; at most one is ever sent
-    per call, so the second :meth:`Stopper.end` returns at once.
+
+def thread_pool() -> WorkerPool:
+    """The ``run_in_thread`` pool of this process, created on first use.
+
+    Nothing starts at import. A child made by ``os.fork`` (``multiprocessing``'s
+    default on Linux before 3.14) inherits the pool but none of its threads: it gets a
+    pool of its own (see :class:`PerProcess`), instead of queueing work for workers that
+    do not exist there. The same holds for :func:`fresh_loop_pool`.
     """
-    __tracebackhide__ = True
-    call = job.call
-    try:
-        try:
-            if job.stopper.begin():
-                call.result = call.context.run(job.func, *job.args, **job.kwargs)
-            else:
-                call.error = StopRequested()
-        except BaseException as exc:
-            call.error = exc
-        job.stopper.end()
-    except StopRequested:
-        job.stopper.end(landed=True)
+    return _thread_pools.get()
 
 
-_pools: PerProcess[ThreadPool] = PerProcess(ThreadPool)
+def fresh_loop_pool() -> WorkerPool:
+    """The ``run_coroutine_in_new_loop`` pool of this process, created on first use."""
+    return _fresh_loop_pools.get()
 
 
-def thread_pool() -> ThreadPool:
-    """The pool of this process, created on first use (nothing starts at import).
-
-    A child made by ``os.fork`` (``multiprocessing``'s default on Linux before 3.14)
-    inherits the pool but none of its threads: it gets a pool of its own, instead of
-    queueing work for workers that do not exist there.
-    """
-    return _pools.get()
+def pool_status() -> dict[str, dict[str, int]]:
+    """Both pools' :meth:`WorkerPool.status`, without creating a pool not used yet."""
+    empty = {"busy": 0, "idle": 0, "abandoned": 0}
+    return {
+        name: pool.status() if pool is not None else dict(empty)
+        for name, pool in (
+            ("run_coroutine_in_new_loop", _fresh_loop_pools.peek()),
+            ("run_in_thread", _thread_pools.peek()),
+        )
+    }

@@ -3,20 +3,23 @@
 For libraries that refuse to work while an event loop runs in the calling thread (a
 Jupyter cell always has one): ``anyio.run``, asgiref's ``async_to_sync``, gql's sync
 ``Client.execute``, openai-agents' ``Runner.run_sync``. Standard library only, no IPython.
-The threads live in :mod:`asyncbridge_ext.core._pools`; stopping the work is
+The threads live in :mod:`asyncbridge_ext.core._pools` (the pool shape shared with
+:func:`~asyncbridge_ext.run_coroutine_in_new_loop`); stopping the work is
 :mod:`asyncbridge_ext.core._stop`; the caller's wait is the same as
 :func:`~asyncbridge_ext.run_coroutine_in_new_loop`'s.
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from ._awaitables import check_grace, check_timeout, close_quietly
-from ._call import wait_for_outcome
+from ._call import Call, release_caller, wait_for_outcome
 from ._pools import Job, thread_pool
+from ._stop import Stopper, StopRequested
 
 __all__ = ["DEFAULT_THREAD_CANCEL_GRACE", "run_in_thread"]
 
@@ -118,7 +121,7 @@ def run_in_thread(
     except BaseException:
         close_quietly(func)
         raise
-    job = Job(func, args, kwargs)
+    job = FunctionJob(func, args, kwargs)
     pool = thread_pool()
     worker = pool.reserve()
     try:
@@ -131,6 +134,7 @@ def run_in_thread(
             subject=_subject(func),
             where=f"on thread {worker.thread.name}",
             escalate=job.stopper.raise_in_function,
+            quiet_causes=_QUIET_CAUSES,
         )
     finally:
         pool.after_call(worker, job)
@@ -142,6 +146,57 @@ def run_in_thread(
             "the thread run it: run_in_thread(asyncio.run, coro)."
         )
     return result
+
+
+#: What a stopped function raises because it was stopped: not reported as a timeout's cause.
+_QUIET_CAUSES = (asyncio.CancelledError, StopRequested)
+
+
+class FunctionJob(Job):
+    """One function call handed to a worker of :func:`~._pools.thread_pool`."""
+
+    __slots__ = ("args", "func", "kwargs", "stopper")
+
+    def __init__(self, func: Callable[..., Any], args: Any, kwargs: Any) -> None:
+        super().__init__(Call())  # copies the caller's contextvars context
+        self.func = func
+        self.args = args
+        self.kwargs = kwargs
+        self.stopper = Stopper()
+
+    def stop(self) -> None:
+        """On the caller's thread, after a timeout or Ctrl-C: stop the function.
+
+        A job never handed over (a Ctrl-C landed in the hand-over) has nothing to stop
+        and nothing to wait for: it is settled at once, so the caller does not wait out
+        the grace period for a function that will never run.
+        """
+        if self.queued:
+            self.stopper.stop()
+        else:
+            self.call.settled = True
+            release_caller(self.call)
+
+    def run(self) -> None:
+        """Call the function under the caller's context; store its outcome in the call.
+
+        Runs on the worker. A :class:`StopRequested` that lands after the function ended
+        (before :meth:`Stopper.end` took it back) is caught here; at most one is ever
+        sent per call, so the second :meth:`Stopper.end` returns at once.
+        """
+        __tracebackhide__ = True
+        call = self.call
+        try:
+            try:
+                if self.stopper.begin():
+                    call.result = call.context.run(self.func, *self.args, **self.kwargs)
+                else:
+                    call.error = StopRequested()
+            except BaseException as exc:
+                call.error = exc
+            self.stopper.end()
+        except StopRequested:
+            self.stopper.end(landed=True)
 
 
 def _describe(func: object) -> str:

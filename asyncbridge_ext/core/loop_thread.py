@@ -25,6 +25,9 @@ __all__ = ["LoopThread"]
 
 T = TypeVar("T")
 
+#: How timeout errors, warnings and ``%asyncbridge`` name a call's work and where it runs.
+SUBJECT, WHERE = "the coroutine", "on its loop thread"
+
 logger = logging.getLogger("asyncbridge_ext")
 
 _names = itertools.count(1)
@@ -138,8 +141,21 @@ class LoopThread:
             # Scheduled inside the wait's try, so a Ctrl-C right after scheduling still
             # cancels the coroutine instead of leaving it running unobserved.
             return wait_for_outcome(
-                call, timeout, self._grace, lambda: self._cancel(call), hand_over
+                call,
+                timeout,
+                self._grace,
+                lambda: self._cancel(call),
+                hand_over,
+                subject=SUBJECT,
+                where=WHERE,
             )
+        except asyncio.CancelledError:
+            if call.cancel_cause != "close":
+                raise
+            raise RuntimeError(
+                "the LoopThread was closed while this call was waiting; its coroutine was "
+                "cancelled. Close the LoopThread only after its callers are done."
+            ) from None
         finally:
             with self._lock:
                 self._calls.discard(call)

@@ -8,9 +8,7 @@ persistent loop for many fast calls) lives in :mod:`.loop_thread`.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
-import queue
 import threading
 from collections.abc import Awaitable, Coroutine
 from typing import Any, TypeVar
@@ -22,21 +20,20 @@ from ._call import (
     cancel_if_running,
     capture_outcome,
     create_task_in_context,
-    release_caller,
     wait_for_outcome,
 )
 from ._closing import tidy_loop_before_close
 from ._loop_tasks import FreshLoopTasks
-from ._per_process import PerProcess
+from ._pools import Job, fresh_loop_pool
 
 __all__ = ["run_coroutine_in_new_loop"]
 
 T = TypeVar("T")
 
-logger = logging.getLogger("asyncbridge_ext")
+#: How timeout errors, warnings and ``%asyncbridge`` name the work and where it runs.
+SUBJECT, WHERE = "the coroutine", "on its loop thread"
 
-#: A worker thread with nothing to do for this long exits; the next call starts another.
-WORKER_IDLE_SECONDS = 10.0
+logger = logging.getLogger("asyncbridge_ext")
 
 
 def run_coroutine_in_new_loop(
@@ -97,9 +94,9 @@ def run_coroutine_in_new_loop(
     # The task is created here, before any thread runs the loop, so a cancellation
     # request always finds both the loop and the task, however early it comes.
     task = create_task_in_context(loop, _run_then_clean_up(call, coro, grace, tasks), call)
-    # One tuple for the worker: while the call runs, this thread's references to the
-    # loop stay fixed (the loop's tidy-up counts them; see FreshLoopTasks).
-    job: _Job = (loop, task, call)
+    job = FreshLoopJob(loop, task, call)
+    pool = fresh_loop_pool()
+    worker = pool.reserve()  # last, so that only the try below can leave it reserved
 
     def request_cancel() -> None:
         tasks.disturbed = True  # before the request's handle refers to the loop
@@ -107,13 +104,20 @@ def run_coroutine_in_new_loop(
             loop.call_soon_threadsafe(cancel_if_running, call)
         except RuntimeError:
             pass  # the loop is already closed: the coroutine has finished
+        if not job.queued:  # a Ctrl-C cut the hand-over short: the loop must still
+            pool.submit(worker, job)  # run, to cancel the coroutine and close
 
     def hand_over() -> None:
-        _worker_pool().submit(job)
+        pool.submit(worker, job)
 
     # Submitted inside the wait: starting a worker thread can take long enough for the
     # coroutine to run (and a Ctrl-C to arrive) before submit() returns.
-    return wait_for_outcome(call, timeout, grace, request_cancel, hand_over)
+    try:
+        return wait_for_outcome(
+            call, timeout, grace, request_cancel, hand_over, subject=SUBJECT, where=WHERE
+        )
+    finally:
+        pool.after_call(worker, job)
 
 
 async def _run_then_clean_up(
@@ -131,83 +135,29 @@ async def _run_then_clean_up(
     await tidy_loop_before_close(grace, "a fresh loop", tasks)
 
 
-_Job = tuple[asyncio.AbstractEventLoop, "asyncio.Task[None]", Call[Any]]
+class FreshLoopJob(Job):
+    """A fresh loop and its one task, handed to a worker of :func:`~._pools.fresh_loop_pool`.
 
-
-class _WorkerPool:
-    """Threads that each run one fresh loop at a time, reused between calls.
-
-    A call takes an idle worker if there is one and starts a new worker otherwise, so a
-    call never waits for another call to finish (a coroutine may itself call
-    :func:`run_coroutine_in_new_loop` without deadlocking). Workers idle for
-    :data:`WORKER_IDLE_SECONDS` exit. Threads are daemons named ``asyncbridge-worker-N``.
+    The job holds the loop and the task fixed while the call runs: the loop's tidy-up
+    counts this thread's references to them (see :class:`FreshLoopTasks`).
     """
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
-        self._idle = 0  # idle workers not yet promised to a submitted job
-        self._names = itertools.count(1)
+    __slots__ = ("loop", "task")
 
-    def submit(self, job: _Job) -> None:
-        """Hand a loop and its one task to a worker. Runs on the caller's thread."""
-        # Queue first: if a Ctrl-C lands anywhere after this line, the job still runs
-        # (now, or on the next worker), so its loop gets the cancellation and is closed.
-        self._jobs.put(job)
-        with self._lock:
-            if self._idle:
-                self._idle -= 1  # an idle worker will take it (counted as promised)
-                start = False
-            else:
-                start = True
-        if start:
-            thread = threading.Thread(
-                target=self._work, name=f"asyncbridge-worker-{next(self._names)}", daemon=True
-            )
-            thread.start()
-            logger.debug("started worker thread %s", thread.name)
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, task: asyncio.Task[None], call: Call[Any]
+    ) -> None:
+        super().__init__(call)
+        self.loop = loop
+        self.task = task
 
-    def idle_workers(self) -> int:
-        """How many worker threads wait for a job now (a cheap read, for reports)."""
-        return self._idle
-
-    def _work(self) -> None:
-        """Body of a worker thread: run fresh loops one after another until idle too long."""
+    def run(self) -> None:
+        """Run the task to the end on the loop, then close the loop. Runs on the worker."""
+        loop = self.loop
         try:
-            while True:
-                try:
-                    job = self._jobs.get(timeout=WORKER_IDLE_SECONDS)
-                except queue.Empty:
-                    with self._lock:
-                        if self._idle:  # nobody was promised this worker: leave
-                            self._idle -= 1
-                            return
-                    continue
-                _run_fresh_loop(*job)
-                with self._lock:
-                    self._idle += 1
+            loop.run_until_complete(self.task)
+        except BaseException:  # never kill the worker; the outcome is already in the call
+            logger.exception("asyncbridge_ext: the worker loop failed")
         finally:
-            logger.debug("worker thread %s exits", threading.current_thread().name)
-
-
-def _run_fresh_loop(
-    loop: asyncio.AbstractEventLoop, task: asyncio.Task[None], call: Call[Any]
-) -> None:
-    """Run ``task`` to the end on ``loop``, close the loop, wake the caller."""
-    try:
-        loop.run_until_complete(task)
-    except BaseException:  # never kill the worker; the outcome is already in ``call``
-        logger.exception("asyncbridge_ext: the worker loop failed")
-    finally:
-        loop.close()
-        logger.debug("closed a fresh loop on %s", threading.current_thread().name)
-        release_caller(call)
-
-
-_pools: PerProcess[_WorkerPool] = PerProcess(_WorkerPool)
-
-
-def _worker_pool() -> _WorkerPool:
-    """The worker pool of this process, created on first use (nothing starts at import);
-    a child made by ``os.fork`` gets its own (see :class:`PerProcess`)."""
-    return _pools.get()
+            loop.close()
+            logger.debug("closed a fresh loop on %s", threading.current_thread().name)

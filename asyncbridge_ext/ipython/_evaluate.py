@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import time
 from collections.abc import Callable
 from types import CodeType
 from typing import Any
 
-from ..core._awaitables import as_coroutine
-from ..core._call import CallTimeoutError
-from ..core.activity import ACTIVITY
+from ..core.waiting import as_coroutine, wait_bounded
 
 __all__ = [
     "ExpressionRejected",
@@ -209,38 +208,27 @@ def await_on_reentrant_loop(
     calling thread: the nested run happens on the same thread and the same loop, so the
     loop's other tasks advance too. On timeout or Ctrl-C the future is cancelled and
     the loop runs up to ``grace`` more seconds for its ``finally`` blocks; then
-    ``TimeoutError`` is raised or ``KeyboardInterrupt`` re-raised.
+    ``TimeoutError`` is raised or ``KeyboardInterrupt`` re-raised (the core's one wait,
+    :func:`~asyncbridge_ext.core.waiting.wait_bounded`).
     """
     __tracebackhide__ = True
     loop = future.get_loop()
-    try:
-        loop.run_until_complete(asyncio.wait({future}, timeout=timeout))
-    except KeyboardInterrupt:
-        ACTIVITY.count("interrupt")
-        _cancel_and_wait(loop, future, grace)
-        raise
-    if not future.done():
-        ACTIVITY.count("timeout")
-        stopped = _cancel_and_wait(loop, future, grace)
-        raise CallTimeoutError(
-            f"the future did not finish within {timeout} s; it was cancelled"
-            + (" and its finally blocks ran" if stopped else " but did not stop in time")
-        )
+
+    def run_loop_until(deadline: float | None) -> bool:
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        loop.run_until_complete(asyncio.wait({future}, timeout=left))
+        return future.done()
+
+    wait_bounded(
+        run_loop_until,
+        timeout,
+        grace,
+        lambda reason: future.cancel(),
+        lambda: not future.done(),
+        subject="the future",
+        where="on the re-entrant loop",
+    )
     return future.result()
-
-
-def _cancel_and_wait(
-    loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], grace: float
-) -> bool:
-    """Cancel ``future`` and run ``loop`` until it is done, at most ``grace`` seconds."""
-    future.cancel()
-    try:
-        loop.run_until_complete(asyncio.wait({future}, timeout=grace))
-    except KeyboardInterrupt:
-        pass  # a second Ctrl-C: stop waiting for it
-    if not future.done():
-        ACTIVITY.abandon("a future cancelled on the re-entrant loop", lambda: not future.done())
-    return future.done()
 
 
 def foreign_future_message(

@@ -23,11 +23,10 @@ import threading
 from typing import Any
 
 from .. import __version__
-from ..core import new_loop
-from ..core._pools import thread_pool
 from ..core.activity import ACTIVITY
 from ..core.environment import Finding, installed_version, nest_library_findings, python_version
 from ..core.nest import NestAsyncio
+from ..core.workers import worker_status
 from ..nested.in_force import thread_mode_wrappers
 from .notebook_log import NotebookLog
 from .sigint import SigintForwarding
@@ -92,9 +91,8 @@ class Diagnostics:
         nest_patch = NestAsyncio.backend
         since = ACTIVITY.since(self.at_load)
         threads = [thread.name for thread in threading.enumerate()]
-        workers = _count_named(threads, "asyncbridge-worker-")
-        pool = new_loop._pools.peek()
-        idle = min(workers, pool.idle_workers()) if pool is not None else 0
+        pools = worker_status()
+        fresh = pools["run_coroutine_in_new_loop"]
         wrappers = thread_mode_wrappers(mode, loop)
         facts: dict[str, Any] = {
             "python": python_version(),
@@ -126,9 +124,9 @@ class Diagnostics:
             "interrupts": since.get("interrupt", 0),
             "abandoned": since.get("abandoned", 0),
             "abandoned_running": ACTIVITY.abandoned_running(),
-            "worker_threads": {"busy": workers - idle, "idle": idle},
+            "worker_threads": {"busy": fresh["busy"] + fresh["abandoned"], "idle": fresh["idle"]},
             "loop_threads": _count_named(threads, "asyncbridge-loop-"),
-            "run_in_thread_threads": thread_pool().status(),
+            "run_in_thread_threads": pools["run_in_thread"],
         }
         findings = _findings(facts, loop)
         facts["warnings"] = [{"problem": f.problem, "fix": f.fix} for f in findings]

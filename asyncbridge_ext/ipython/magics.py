@@ -31,11 +31,11 @@ from IPython.core.magic import (
 )
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from ..core._call import DEFAULT_CANCEL_GRACE
 from ..core.activity import ACTIVITY
 from ..core.in_thread import run_in_thread
 from ..core.nest import NestAsyncio
 from ..core.new_loop import run_coroutine_in_new_loop
+from ..core.waiting import DEFAULT_CANCEL_GRACE
 from ._cell_code import (
     compile_cell,
     compile_expression,

@@ -12,6 +12,7 @@ import time
 import traceback
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 from support.forked_child import exit_code_in_forked_child
@@ -360,16 +361,57 @@ def test_debug_records_of_the_loop_lifecycle(caplog: pytest.LogCaptureFixture) -
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_forked_child_sees_no_pool_of_its_parent_until_it_makes_one() -> None:
     """What %asyncbridge reads (``peek``) in a child is the child's pool, not the parent's."""
-    from asyncbridge_ext.core import new_loop
+    from asyncbridge_ext.core import _pools
 
     assert run_coroutine_in_new_loop(asyncio.sleep(0, result=1)) == 1
-    parent = new_loop._pools.peek()
+    parent = _pools._fresh_loop_pools.peek()
     assert parent is not None
 
     def child_sees_none_then_its_own() -> bool:
-        if new_loop._pools.peek() is not None:
+        if _pools._fresh_loop_pools.peek() is not None:
             return False
-        made = new_loop._pools.get()
-        return made is not parent and new_loop._pools.peek() is made
+        made = _pools._fresh_loop_pools.get()
+        return made is not parent and _pools._fresh_loop_pools.peek() is made
 
     assert exit_code_in_forked_child(child_sees_none_then_its_own, 20) == 0
+
+
+def test_a_ctrl_c_during_the_hand_over_still_runs_and_closes_the_fresh_loop(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The cancelled coroutine's finally runs on a worker; no grace period is waited out."""
+    from asyncbridge_ext.core._pools import fresh_loop_pool
+    from asyncbridge_ext.core.workers import worker_status
+
+    pool = fresh_loop_pool()
+    real_submit = pool.submit
+    handed: list[str] = []
+
+    def interrupted_once(*args: Any) -> None:
+        if not handed:
+            handed.append("interrupted")
+            raise KeyboardInterrupt  # as if Ctrl-C landed before the job was queued
+        handed.append("handed over")
+        real_submit(*args)
+
+    finished = threading.Event()
+    loops: list[asyncio.AbstractEventLoop] = []
+
+    async def cell() -> None:
+        loops.append(asyncio.get_running_loop())
+        try:
+            await asyncio.sleep(30)
+        finally:
+            finished.set()
+
+    monkeypatch.setattr(pool, "submit", interrupted_once)
+    begun = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="asyncbridge_ext"):
+        with pytest.raises(KeyboardInterrupt):
+            run_coroutine_in_new_loop(cell(), cancel_grace=5)
+    assert time.monotonic() - begun < 2.5  # not the 5 s grace period
+    assert handed == ["interrupted", "handed over"]
+    assert finished.is_set()  # the coroutine ran and its finally block did too
+    assert loops[0].is_closed()
+    assert "abandoned" not in caplog.text
+    assert worker_status()["run_coroutine_in_new_loop"]["abandoned"] == 0

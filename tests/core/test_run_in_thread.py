@@ -83,7 +83,9 @@ def test_bridge_frames_are_marked_hidden() -> None:
             shown.append(tb.tb_frame.f_code.co_name)
         tb = tb.tb_next
     assert shown[-1] == "fails"
-    assert not any(name in ("run_in_thread", "wait_for_outcome", "_run_job") for name in shown)
+    assert not any(
+        name in ("run_in_thread", "wait_for_outcome", "wait_bounded", "run") for name in shown
+    )
 
 
 def test_works_while_a_loop_runs_in_the_callers_thread() -> None:

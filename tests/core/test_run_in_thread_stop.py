@@ -17,6 +17,7 @@ from asyncbridge_ext import run_coroutine_in_new_loop, run_in_thread
 from asyncbridge_ext.core._pools import thread_pool
 from asyncbridge_ext.core.activity import ACTIVITY
 from asyncbridge_ext.core.interrupts import INTERRUPTS
+from asyncbridge_ext.core.workers import worker_status
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -276,14 +277,14 @@ def test_work_blocked_in_a_c_call_is_abandoned_after_the_grace_period(
         assert "the function test_work_blocked" in caplog.text and "abandoned" in caplog.text
         assert ACTIVITY.since(before).get("abandoned") == 1
         assert any(first.name in what for what in ACTIVITY.abandoned_running())
-        assert thread_pool().status()["abandoned"] == 1
+        assert worker_status()["run_in_thread"]["abandoned"] == 1
         assert run_in_thread(threading.current_thread) is not first  # not reused
     finally:
         release.set()
     first.join(WAIT)  # it exits once its function returns
     assert not first.is_alive()
     assert not any(first.name in what for what in ACTIVITY.abandoned_running())
-    assert thread_pool().status()["abandoned"] == 0
+    assert worker_status()["run_in_thread"]["abandoned"] == 0
 
 
 @pytest.mark.parametrize("shape", ["Session", "DispatcherSession"])
@@ -358,7 +359,7 @@ def test_the_thread_limit_counts_abandoned_workers(monkeypatch: pytest.MonkeyPat
         for _ in range(2):
             with pytest.raises(TimeoutError, match="did not stop in time"):
                 run_in_thread(release.wait, timeout=0.05, cancel_grace=0.1)
-        assert pool.status() == {"busy": 0, "idle": 0, "abandoned": 2}  # the limit is reached
+        assert worker_status()["run_in_thread"] == {"busy": 0, "idle": 0, "abandoned": 2}  # full
         stuck = [w.thread for w in pool._abandoned]
         with pytest.raises(RuntimeError) as refused:
             run_in_thread(int)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from asyncbridge_ext.core._pools import thread_pool
+from asyncbridge_ext.core.workers import worker_status
 
 WAIT = 10.0  # the bound of every wait for another thread
 
@@ -17,4 +18,4 @@ def retire_idle_workers() -> None:
 def assert_no_worker_left() -> None:
     """Retire the idle workers; then none may be left, busy or abandoned."""
     retire_idle_workers()
-    assert thread_pool().status() == {"busy": 0, "idle": 0, "abandoned": 0}
+    assert worker_status()["run_in_thread"] == {"busy": 0, "idle": 0, "abandoned": 0}

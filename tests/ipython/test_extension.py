@@ -64,7 +64,7 @@ def test_load_load_reload_unload_unload(kernel: Kernel) -> None:
 
     kernel.ok("%config AsyncBridge.timeout = 7")
     guards = (
-        "sum(type(c).__name__ == '_NestedRunGuard' for c in _ip.events.callbacks['pre_run_cell'])"
+        "sum(type(c).__name__ == 'NestedRunGuard' for c in _ip.events.callbacks['pre_run_cell'])"
     )
     for _ in range(3):
         kernel.ok("%reload_ext asyncbridge_ext")

@@ -27,6 +27,7 @@ __all__ = [
     "LAST_VALUE",
     "compile_cell",
     "compile_expression",
+    "compile_line_expression",
     "is_coroutine_code",
     "plain_help",
     "seconds",
@@ -137,6 +138,45 @@ def compile_expression(shell: Any, magic: str, source: str, example: str) -> Cod
             f"`x = {magic} {example}`."
         ) from None
     return code
+
+
+#: Per line magic: an example expression, what the expression must give, and why (and
+#: instead of what) it cannot contain a top-level ``await``. Used in its usage errors.
+_LINE_MAGICS = {
+    "%run_async": (
+        "fetch()",
+        "gives an awaitable",
+        "%run_async awaits EXPR itself, so EXPR cannot contain `await`: write "
+        "`%run_async fetch()` rather than `%run_async await fetch()`. For code with "
+        "several awaits, use a %%in_new_loop cell.",
+    ),
+    "%in_thread": (
+        "client.execute(query)",
+        "gives a value",
+        "%in_thread runs EXPR as sync code on a worker thread, so EXPR cannot contain "
+        "`await`. For async code use %run_async, e.g. `%run_async fetch()`.",
+    ),
+}
+
+
+def compile_line_expression(shell: Any, magic: str, expr: str) -> tuple[str, CodeType]:
+    """Compile ``expr``, the verbatim expression after the line magic ``magic``'s options.
+
+    Returns its source (a trailing ``;`` dropped) and its code. A missing expression,
+    one that is not an expression, or one with a top-level ``await`` is a ``UsageError``
+    that shows the right way.
+    """
+    example, gives, no_await = _LINE_MAGICS[magic]
+    source = expr.rstrip().removesuffix(";").rstrip()
+    if not source:
+        raise UsageError(
+            f"{magic} needs an expression that {gives}, e.g. `{magic} {example}` or "
+            f"`x = {magic} {example}`."
+        )
+    code = compile_expression(shell, magic, source, example)
+    if is_coroutine_code(code):
+        raise UsageError(f"{no_await} Got {source!r}.")
+    return source, code
 
 
 def _first_outside_functions(

@@ -6,7 +6,9 @@ future it makes (``asyncio.gather``, ``create_task``, ``shield``, ``run_in_execu
 belongs to the loop that awaits it. A value that cannot be awaited there is refused
 with :class:`ExpressionRejected`; a future bound to the caller's own loop can then be
 served by :func:`await_on_reentrant_loop` when that loop is re-entrant (nest mode).
-:class:`LoopTasks` makes sure a refused expression leaves nothing scheduled behind.
+:func:`run_async_expression` makes that choice for ``%run_async``;
+:class:`~asyncbridge_ext.ipython._new_tasks.LoopTasks` makes sure a refused expression
+leaves nothing scheduled behind.
 """
 
 from __future__ import annotations
@@ -18,17 +20,24 @@ from collections.abc import Callable
 from types import CodeType
 from typing import Any
 
-from ..core.waiting import as_coroutine, wait_bounded
+from ..core.in_thread import run_in_thread
+from ..core.nest import NestAsyncio
+from ..core.new_loop import run_coroutine_in_new_loop
+from ..core.waiting import DEFAULT_CANCEL_GRACE, as_coroutine, wait_bounded
+from ._new_tasks import LoopTasks
 
 __all__ = [
     "ExpressionRejected",
-    "LoopTasks",
     "await_on_reentrant_loop",
     "evaluate_expression",
+    "evaluate_in_thread",
     "evaluate_then_await",
     "execute_on_this_loop",
     "foreign_future_message",
+    "run_async_expression",
     "run_cell_code",
+    "run_cell_in_thread",
+    "run_cell_on_fresh_loop",
 ]
 
 
@@ -110,95 +119,6 @@ def evaluate_expression(
     return value
 
 
-class LoopTasks:
-    """The tasks made on the calling thread's running loop from now on, to cancel them.
-
-    Taken before an expression is evaluated: on the fresh loop that evaluates it, and on
-    the caller's loop, since an expression evaluated elsewhere can still schedule work
-    there (``asyncio.gather(task, coro())`` puts ``coro()``'s task on ``task``'s loop).
-    If the expression is then refused, :meth:`cancel_new` cancels those tasks before
-    they ever run. Without a running loop there is nothing to guard.
-
-    Finding them must not cost a walk over every task in the process on each call
-    (``asyncio.all_tasks`` before Python 3.14), so:
-
-    - ``fresh=True``: the loop is a fresh loop whose only task is the current one
-      (:func:`evaluate_then_await` runs first there); the new tasks are all the others,
-      looked up only when something is refused.
-    - otherwise: a task factory on the loop records the tasks made through
-      ``loop.create_task`` (``ensure_future``, ``gather``, ``create_task``) until
-      :meth:`stop`, chained to the loop's own factory if it has one. The loop's thread
-      is blocked meanwhile, so the loop runs no task with that factory. A task built
-      with ``asyncio.Task(coro, loop=loop)`` directly is not seen. (A snapshot of
-      ``asyncio.all_tasks`` would not do either: from Python 3.14 it no longer sees
-      tasks that another thread made for this loop, which is how the expression
-      makes them.)
-    """
-
-    def __init__(self, fresh: bool = False) -> None:
-        try:
-            self.loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            self.loop = None
-        self.before: set[asyncio.Future[Any]] = set()
-        self._fresh = fresh
-        self._recorded: list[asyncio.Task[Any]] | None = None
-        self._previous: Any = None
-        if self.loop is None:
-            return
-        if fresh:
-            current = asyncio.current_task()
-            self.before = set() if current is None else {current}
-        else:
-            self._recorded = []
-            self._previous = self.loop.get_task_factory()
-            self.loop.set_task_factory(self._record)
-
-    def _record(self, loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> Any:
-        """The recording task factory; runs on whichever thread calls ``create_task``."""
-        if self._previous is not None:
-            task = self._previous(loop, coro, **kwargs)
-        else:
-            task = asyncio.Task(coro, loop=loop, **kwargs)
-        if self._recorded is not None:
-            self._recorded.append(task)
-        return task
-
-    def stop(self) -> None:
-        """Stop recording: put the loop's own task factory back (unless it was replaced
-        meanwhile). Call on the loop's thread before the loop runs again."""
-        if self.loop is not None and self._recorded is not None:
-            if self.loop.get_task_factory() == self._record:
-                self.loop.set_task_factory(self._previous)
-
-    def _new(self) -> list[Any]:
-        if self.loop is None:
-            return []
-        if self._recorded is not None:
-            return [task for task in self._recorded if not task.done()]
-        return [task for task in asyncio.all_tasks(self.loop) if task not in self.before]
-
-    def cancel_new(self, rejected: object) -> int:
-        """Cancel the tasks made on the loop since; return how many. Runs on its thread.
-
-        ``rejected`` is the refused value: if it is a future built on those tasks (a
-        ``gather``), its outcome is marked as retrieved, so asyncio logs no
-        "exception was never retrieved" for it when it is collected.
-        """
-        self.stop()
-        new = self._new()
-        for task in new:
-            task.cancel()
-        if new and asyncio.isfuture(rejected) and rejected not in self.before:
-            rejected.add_done_callback(_mark_retrieved)
-        return len(new)
-
-
-def _mark_retrieved(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()
-
-
 def await_on_reentrant_loop(
     future: asyncio.Future[Any], timeout: float | None, grace: float
 ) -> Any:
@@ -261,3 +181,89 @@ def foreign_future_message(
             f"cancelled before they could run."
         )
     return message
+
+
+def run_async_expression(
+    code: CodeType, namespace: dict[str, Any], source: str, timeout: float | None
+) -> Any:
+    """``%run_async``'s routing: await the expression ``code`` (typed as ``source``).
+
+    Called on the cell's thread. The expression is evaluated and awaited on a fresh
+    loop in a worker thread (:func:`~asyncbridge_ext.run_coroutine_in_new_loop`) while
+    this thread waits; on timeout or Ctrl-C it is cancelled there and its ``finally``
+    blocks run first. If its value is a future of this thread's own loop and that loop
+    is re-entrant (nest mode), the future is awaited on that loop instead, on this
+    thread (:func:`await_on_reentrant_loop`). Any other value that cannot be awaited is
+    refused with :class:`ExpressionRejected`, whose message says what to write instead.
+    Whatever the expression scheduled on this thread's loop is cancelled before that
+    loop runs again, unless the future it gave is served.
+    """
+    __tracebackhide__ = True
+    caller_tasks = LoopTasks()  # before EXPR can schedule anything on this cell's loop
+    coro = evaluate_then_await(code, namespace, "%run_async", _run_async_usage)
+    try:
+        try:
+            return run_coroutine_in_new_loop(coro, timeout=timeout)
+        finally:
+            caller_tasks.stop()  # before this loop runs again, served or not
+    except ExpressionRejected as exc:
+        rejected = exc
+    except BaseException:
+        caller_tasks.cancel_new(None)
+        raise
+    # Outside the except block, so a served future's own error is not chained to ours.
+    future = rejected.future
+    if future is None:
+        caller_tasks.cancel_new(None)
+        raise ExpressionRejected(str(rejected))
+    if future.get_loop() is caller_tasks.loop and NestAsyncio.is_applied:
+        return await_on_reentrant_loop(future, timeout, DEFAULT_CANCEL_GRACE)
+    what = f"{type(future).__name__} {future!r}"  # before cancel_new adds a callback
+    cancelled = caller_tasks.cancel_new(future)
+    raise ExpressionRejected(
+        foreign_future_message(what, future.get_loop(), caller_tasks.loop, source, cancelled)
+    )
+
+
+def run_cell_on_fresh_loop(code: CodeType, namespace: dict[str, Any], timeout: float | None) -> Any:
+    """``%%in_new_loop``: run cell code on a fresh loop in a worker thread; the caller waits.
+
+    Code with a top-level ``await`` is a coroutine already; other code is run inside one
+    (:func:`execute_on_this_loop`). Timeout and Ctrl-C: as
+    :func:`~asyncbridge_ext.run_coroutine_in_new_loop` (cancelled, ``finally`` blocks run).
+    """
+    __tracebackhide__ = True
+    if inspect.CO_COROUTINE & code.co_flags:
+        awaitable = eval(code, namespace)
+    else:
+        awaitable = execute_on_this_loop(code, namespace)
+    return run_coroutine_in_new_loop(awaitable, timeout=timeout)
+
+
+def run_cell_in_thread(code: CodeType, namespace: dict[str, Any], timeout: float | None) -> None:
+    """``%%in_thread``: run cell code on a loop-free worker thread; the caller waits.
+
+    Timeout and Ctrl-C: as :func:`~asyncbridge_ext.run_in_thread`.
+    """
+    __tracebackhide__ = True
+    run_in_thread(run_cell_code, code, namespace, timeout=timeout)
+
+
+def evaluate_in_thread(
+    code: CodeType, namespace: dict[str, Any], source: str, timeout: float | None
+) -> Any:
+    """``%in_thread EXPR``: EXPR's value, evaluated on a loop-free worker thread.
+
+    The caller waits; timeout and Ctrl-C: as :func:`~asyncbridge_ext.run_in_thread`. A
+    coroutine value is refused with :class:`ExpressionRejected` (await it with
+    ``%run_async`` instead).
+    """
+    __tracebackhide__ = True
+    instead = f"Await it with `%run_async {source}` instead."
+    return run_in_thread(
+        evaluate_expression, code, namespace, "%in_thread", instead, timeout=timeout
+    )
+
+
+def _run_async_usage(argument: str) -> str:
+    return f"%run_async {argument}"

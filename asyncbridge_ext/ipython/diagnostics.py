@@ -1,11 +1,12 @@
 """``%asyncbridge``: what is in force, what happened since load, and what is known to be bad.
 
-:class:`Diagnostics` lives as long as the extension is loaded (created by ``%load_ext``,
-stopped by ``%unload_ext``). It holds the activity snapshot taken at load, the notebook
-log handler (``%asyncbridge --log``) and the SIGINT forwarding that lets "Interrupt
-kernel" reach bridged work in ipykernel 7 subshells. :meth:`Diagnostics.report` reads the
-live objects (asyncio's functions, the loop's class, the threads alive) each time it is
-called, so the report says what *is*, not what we meant to do. The text form is one
+:class:`Diagnostics` is built by the extension's Magics when it loads and only reports:
+it holds the activity snapshot taken then, and reads the state of the notebook log
+handler (``%asyncbridge --log``) and of the SIGINT forwarding (which lets "Interrupt
+kernel" reach bridged work in ipykernel 7 subshells) that the Magics owns and installs.
+:meth:`Diagnostics.report` reads the live objects (asyncio's functions, the loop's class,
+the threads alive) each time it is called, so the report says what *is*, not what we
+meant to do. The text form is one
 ``key: value`` line per fact in a fixed order, then one ``warning:`` line per problem
 found, each ending with its fix; ``--json`` gives the same facts as JSON.
 
@@ -37,52 +38,27 @@ _NESTED_RUN_ROUTES = ("same_thread", "reentrant", "auto_fallback", "refused")
 
 
 class Diagnostics:
-    """The state ``%asyncbridge`` needs for one load of the extension in ``shell``."""
+    """The state ``%asyncbridge`` needs for one load of the extension in ``shell``.
 
-    def __init__(self, shell: Any, bridge: Any) -> None:
+    ``sigint`` is the load's SIGINT forwarding (``None`` where none is needed), ``log``
+    its notebook log; both are read, never installed or removed, here.
+    """
+
+    def __init__(
+        self, shell: Any, bridge: Any, sigint: SigintForwarding | None, log: NotebookLog
+    ) -> None:
         self.shell = shell
         self.bridge = bridge
         self.at_load = ACTIVITY.snapshot()
-        self.log = NotebookLog()
+        self.log = log
+        self.sigint = sigint
         kernel = getattr(shell, "kernel", None)
-        # Only kernels with subshells (ipykernel 7: a shell channel thread) run cells off
-        # the main thread; elsewhere ipykernel's own handlers are left exactly as they are.
-        has_subshells = getattr(kernel, "shell_channel_thread", None) is not None
-        self.sigint = (
-            SigintForwarding(kernel, getattr(shell, "events", None))
-            if has_subshells and hasattr(kernel, "pre_handler_hook")
-            else None
-        )
         self.no_forwarding = "not in a kernel" if kernel is None else "not needed (no subshells)"
 
-    def start(self) -> None:
-        """Install SIGINT forwarding (in a kernel with subshells). Called by ``%load_ext``."""
-        if self.sigint is not None:
-            self.sigint.install()
-
-    def stop(self) -> None:
-        """Undo :meth:`start` and remove the notebook log handler. Called by ``%unload_ext``."""
-        self.log.remove()
-        if self.sigint is not None:
-            self.sigint.uninstall()
-
-    def run_magic(self, *, as_json: bool, log: str | None) -> None:
-        """``%asyncbridge [--json] [--log LEVEL]``: print the report, or set the log level."""
-        if log is not None:
-            self.log.set_level(log)
-            if as_json:
-                pass  # the report's "log" fact says it; stdout stays pure JSON
-            elif log == "off":
-                print("asyncbridge_ext log: off (the notebook log handler is removed)")
-                return
-            else:
-                print(
-                    f"asyncbridge_ext log: {log}; records from this level on show in the cell "
-                    "that produced them. `%asyncbridge --log off` stops it."
-                )
-                return
+    def render(self, *, as_json: bool) -> str:
+        """The report as ``%asyncbridge`` prints it: text lines, or JSON with ``--json``."""
         facts = self.report()
-        print(json.dumps(facts, indent=2) if as_json else render_text(facts))
+        return json.dumps(facts, indent=2) if as_json else render_text(facts)
 
     def report(self) -> dict[str, Any]:
         """Every fact of the report, in display order; ``warnings`` last."""

@@ -1,14 +1,17 @@
-"""The magics ``%run_async``, ``%%in_new_loop`` and ``%in_thread`` / ``%%in_thread``.
+"""The magics ``%run_async``, ``%%in_new_loop``, ``%in_thread``/``%%in_thread``, ``%asyncbridge``.
 
-Thin wrappers over the core. The first two hand a coroutine to
-:func:`~asyncbridge_ext.run_coroutine_in_new_loop`, which runs it on a fresh event loop
-in a worker thread while the cell waits, under a copy of the cell's context (so output
-lands in the cell). ``%run_async`` evaluates its expression inside that coroutine, on
-the fresh loop, so the futures it makes belong to the loop that awaits them.
-``%in_thread`` hands the code to :func:`~asyncbridge_ext.run_in_thread`, which runs it
-on a worker thread where no event loop runs. Options are parsed with IPython's
-magic_arguments; the Python code itself reaches Python exactly as typed (see
-:mod:`asyncbridge_ext.ipython._cell_code`).
+Thin: each parses its options with IPython's magic_arguments, compiles the Python code
+exactly as typed (:mod:`asyncbridge_ext.ipython._cell_code`), and hands it to the one
+function of :mod:`asyncbridge_ext.ipython._evaluate` that decides where it runs: a fresh
+event loop in a worker thread (``%run_async``, ``%%in_new_loop``), the re-entrant
+kernel loop (``%run_async`` of a kernel task, nest mode), or a worker thread where no
+event loop runs (``%in_thread``). The cell waits meanwhile; output lands in the cell.
+
+:class:`AsyncBridgeMagics` also owns what one load of the extension puts in force, as
+IPython's autoreload Magics owns its module reloader: it builds the options, the
+nested-run setup and guard, the per-cell hooks, the SIGINT forwarding, the notebook log
+and the report, and its :meth:`~AsyncBridgeMagics.start` / :meth:`~AsyncBridgeMagics.stop`
+register and unregister their hooks.
 """
 
 # IPython's magic_arguments has no type hints; its decorators would otherwise be errors.
@@ -17,7 +20,6 @@ magic_arguments; the Python code itself reaches Python exactly as typed (see
 from __future__ import annotations
 
 import argparse
-from types import CodeType
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -32,14 +34,9 @@ from IPython.core.magic import (
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from ..core.activity import ACTIVITY
-from ..core.in_thread import run_in_thread
-from ..core.nest import NestAsyncio
-from ..core.new_loop import run_coroutine_in_new_loop
-from ..core.waiting import DEFAULT_CANCEL_GRACE
 from ._cell_code import (
     compile_cell,
-    compile_expression,
-    is_coroutine_code,
+    compile_line_expression,
     plain_help,
     seconds,
     split_leading_options,
@@ -48,59 +45,73 @@ from ._cell_code import (
 from ._compat import output_can_be_silenced
 from ._evaluate import (
     ExpressionRejected,
-    LoopTasks,
-    await_on_reentrant_loop,
-    evaluate_expression,
-    evaluate_then_await,
-    execute_on_this_loop,
-    foreign_future_message,
-    run_cell_code,
+    evaluate_in_thread,
+    run_async_expression,
+    run_cell_in_thread,
+    run_cell_on_fresh_loop,
 )
+from .cell_watch import CellWatch
 from .diagnostics import Diagnostics
-from .options import AsyncBridge
+from .guard import NestedRunGuard, tell_user
+from .nested_setup import NestedRunSetup
+from .notebook_log import NotebookLog, level_notice
+from .options import bridge_for_shell
+from .sigint import SigintForwarding
 
 __all__ = ["AsyncBridgeMagics"]
 
 
-def _run_async_usage(argument: str) -> str:
-    return f"%run_async {argument}"
-
-
 @magics_class
 class AsyncBridgeMagics(Magics):
-    """The extension's magics; options come from ``bridge`` (``AsyncBridge``)."""
+    """The extension's magics, and everything one load of it owns.
 
-    def __init__(self, shell: Any, bridge: AsyncBridge) -> None:
+    Built on the shell's thread by ``%load_ext``, which then calls :meth:`start` and
+    registers the magics; ``%unload_ext`` unregisters them and calls :meth:`stop`.
+    Building puts nothing in force yet; options come from ``self.bridge``
+    (``AsyncBridge``, read from the shell's config).
+    """
+
+    def __init__(self, shell: Any) -> None:
         super().__init__(shell)
-        self.bridge = bridge
+        self.bridge, self._config_problem = bridge_for_shell(shell)
+        self.guard = NestedRunGuard(self.bridge)
+        self.nested_setup = NestedRunSetup(self.bridge, self.guard)
+        self.cell_watch = CellWatch(self.bridge)
+        self.sigint = SigintForwarding.for_shell(shell)
+        self.notebook_log = NotebookLog()
+        self.diagnostics = Diagnostics(shell, self.bridge, self.sigint, self.notebook_log)
         #: What our magics replaced in the magics table at load, put back on unload.
         self.displaced: dict[tuple[str, str], Any] = {}
-        #: The extension's pre_run_cell hook, unregistered on unload.
-        self.guard: Any = None
-        #: The extension's per-cell hooks (CellWatch), unregistered on unload.
-        self.cell_watch: Any = None
+
+    def start(self) -> None:
+        """Put the nested-run mode in force and register the hooks, on the shell's thread.
+
+        If the mode cannot be set up (e.g. a loop the nest libraries cannot patch), the
+        error is raised and nothing stays behind.
+        """
+        if self._config_problem is not None:
+            tell_user(
+                "asyncbridge_ext: ignoring the AsyncBridge config and using the defaults: "
+                f"{self._config_problem}"
+            )
+        events = self.shell.events  # type: ignore[union-attr]
+        self.nested_setup.start(events)  # first: the one step that can fail
+        self.cell_watch.register(events)
+        if self.sigint is not None:
+            self.sigint.install()
+
+    def stop(self) -> None:
+        """Undo :meth:`start` and remove the notebook log handler; a nest patch stays."""
+        events = self.shell.events  # type: ignore[union-attr]
+        self.notebook_log.remove()
+        if self.sigint is not None:
+            self.sigint.uninstall()
+        self.cell_watch.unregister(events)
+        self.nested_setup.stop(events)
 
     def _timeout(self, args: argparse.Namespace) -> float | None:
         timeout: float | None = args.timeout
         return timeout if timeout is not None else self.bridge.timeout
-
-    def _expression_line(
-        self, magic_function: Any, magic: str, line: str, example: str, gives: str
-    ) -> tuple[argparse.Namespace, str, CodeType]:
-        """Parse a line magic's options; compile the verbatim expression after them.
-
-        Shared by the line magics: returns the parsed options, the expression's source
-        and its code, or raises a ``UsageError`` that shows ``example`` as the right way.
-        """
-        options, expr = split_leading_options(line)
-        args = parse_argstring(magic_function, options)
-        source = expr.rstrip().removesuffix(";").rstrip()
-        if not source:
-            raise UsageError(
-                f"{magic} needs an expression that {gives}, e.g. `{magic} {example}` or "
-                f"`x = {magic} {example}`."
-            )
-        return args, source, compile_expression(self.shell, magic, source, example)
 
     @no_var_expand
     @plain_help
@@ -130,42 +141,16 @@ class AsyncBridgeMagics(Magics):
             %run_async --timeout 5 asyncio.sleep(1, result="done")
         """
         __tracebackhide__ = True
-        args, source, code = self._expression_line(
-            self.run_async, "%run_async", line, "fetch()", "gives an awaitable"
-        )
-        if is_coroutine_code(code):
-            raise UsageError(
-                f"%run_async awaits EXPR itself, so EXPR cannot contain `await`: write "
-                f"`%run_async fetch()` rather than `%run_async await fetch()`. For code "
-                f"with several awaits, use a %%in_new_loop cell. Got {source!r}."
-            )
+        options, expr = split_leading_options(line)
+        args = parse_argstring(self.run_async, options)
+        source, code = compile_line_expression(self.shell, "%run_async", expr)
         ACTIVITY.count("magic.run_async")
-        timeout = self._timeout(args)
-        caller_tasks = LoopTasks()  # before EXPR can schedule anything on this cell's loop
         namespace: dict[str, Any] = self.shell.user_ns  # type: ignore[union-attr]
-        coro = evaluate_then_await(code, namespace, "%run_async", _run_async_usage)
         try:
-            try:
-                return run_coroutine_in_new_loop(coro, timeout=timeout)
-            finally:
-                caller_tasks.stop()  # before this loop runs again, served or not
+            return run_async_expression(code, namespace, source, self._timeout(args))
         except ExpressionRejected as exc:
-            rejected = exc
-        except BaseException:
-            caller_tasks.cancel_new(None)
-            raise
-        # Outside the except block, so a served future's own error is not chained to ours.
-        future = rejected.future
-        if future is None:
-            caller_tasks.cancel_new(None)
-            raise UsageError(str(rejected)) from None
-        if future.get_loop() is caller_tasks.loop and NestAsyncio.is_applied:
-            return await_on_reentrant_loop(future, timeout, DEFAULT_CANCEL_GRACE)
-        what = f"{type(future).__name__} {future!r}"  # before cancel_new adds a callback
-        cancelled = caller_tasks.cancel_new(future)
-        raise UsageError(
-            foreign_future_message(what, future.get_loop(), caller_tasks.loop, source, cancelled)
-        )
+            message = str(exc)
+        raise UsageError(message)  # outside the except block: no chained traceback
 
     @no_var_expand
     @plain_help
@@ -197,13 +182,9 @@ class AsyncBridgeMagics(Magics):
         )
         ACTIVITY.count("magic.in_new_loop")
         namespace: dict[str, Any] = self.shell.user_ns  # type: ignore[union-attr]
-        if is_coroutine_code(code):
-            awaitable = eval(code, namespace)
-        else:
-            awaitable = execute_on_this_loop(code, namespace)
         timeout = self._timeout(args)
         return take_last_value(
-            namespace, has_value, run_coroutine_in_new_loop, awaitable, timeout=timeout
+            namespace, has_value, run_cell_on_fresh_loop, code, namespace, timeout
         )
 
     @no_var_expand
@@ -250,25 +231,13 @@ class AsyncBridgeMagics(Magics):
     def _evaluate_in_thread(self, line: str) -> Any:
         """``%in_thread [--timeout S] EXPR``: EXPR's value, evaluated on a loop-free worker."""
         __tracebackhide__ = True
-        args, source, code = self._expression_line(
-            self.in_thread, "%in_thread", line, "client.execute(query)", "gives a value"
-        )
-        if is_coroutine_code(code):
-            raise UsageError(
-                f"%in_thread runs EXPR as sync code on a worker thread, so EXPR cannot "
-                f"contain `await`. For async code use %run_async, e.g. "
-                f"`%run_async fetch()`. Got {source!r}."
-            )
+        options, expr = split_leading_options(line)
+        args = parse_argstring(self.in_thread, options)
+        source, code = compile_line_expression(self.shell, "%in_thread", expr)
         ACTIVITY.count("magic.in_thread")
+        namespace: dict[str, Any] = self.shell.user_ns  # type: ignore[union-attr]
         try:
-            return run_in_thread(
-                evaluate_expression,
-                code,
-                self.shell.user_ns,  # type: ignore[union-attr]
-                "%in_thread",
-                f"Await it with `%run_async {source}` instead.",
-                timeout=self._timeout(args),
-            )
+            return evaluate_in_thread(code, namespace, source, self._timeout(args))
         except ExpressionRejected as exc:
             message = str(exc)
         raise UsageError(message)  # outside the except block: no chained traceback
@@ -294,18 +263,8 @@ class AsyncBridgeMagics(Magics):
         )
         ACTIVITY.count("magic.in_thread")
         namespace: dict[str, Any] = self.shell.user_ns  # type: ignore[union-attr]
-        return take_last_value(
-            namespace,
-            has_value,
-            run_in_thread,
-            run_cell_code,
-            code,
-            namespace,
-            timeout=self._timeout(args),
-        )
-
-    #: Set by the extension at load: the state ``%asyncbridge`` reports from.
-    diagnostics: Diagnostics | None = None
+        timeout = self._timeout(args)
+        return take_last_value(namespace, has_value, run_cell_in_thread, code, namespace, timeout)
 
     @plain_help
     @magic_arguments()
@@ -331,6 +290,9 @@ class AsyncBridgeMagics(Magics):
             %asyncbridge --log debug
         """
         args = parse_argstring(self.asyncbridge, line)
-        if self.diagnostics is None:
-            raise UsageError("asyncbridge_ext is not loaded; run `%load_ext asyncbridge_ext`.")
-        self.diagnostics.run_magic(as_json=args.json, log=args.log)
+        if args.log is not None:
+            self.notebook_log.set_level(args.log)
+            if not args.json:  # with --json the report's "log" fact says it: pure JSON
+                print(level_notice(args.log))
+                return
+        print(self.diagnostics.render(as_json=args.json))

@@ -1,6 +1,7 @@
 """Show the package's log records (logger ``asyncbridge_ext``) in the notebook cell.
 
-``%asyncbridge --log debug`` calls :meth:`NotebookLog.set_level`. The records go through
+``%asyncbridge --log debug`` calls :meth:`NotebookLog.set_level` (the Magics owns the
+one :class:`NotebookLog` of a load and removes its handler at unload). The records go through
 standard logging to a :class:`CellStderrHandler`, which writes each one to whatever
 ``sys.stderr`` is *when the record is emitted*. In a kernel that is ipykernel's stream,
 which sends the text to the cell whose context the emitting code runs in: the cell's own
@@ -13,7 +14,7 @@ from __future__ import annotations
 import logging
 import sys
 
-__all__ = ["LEVELS", "CellStderrHandler", "NotebookLog"]
+__all__ = ["LEVELS", "CellStderrHandler", "NotebookLog", "level_notice"]
 
 LOGGER_NAME = "asyncbridge_ext"
 
@@ -72,3 +73,13 @@ class NotebookLog:
             self.logger.setLevel(self._level_before)
             self.handler = None
         self.level_name = "off"
+
+
+def level_notice(name: str) -> str:
+    """What ``%asyncbridge --log NAME`` prints: what is shown from now on, and how to stop."""
+    if name == "off":
+        return "asyncbridge_ext log: off (the notebook log handler is removed)"
+    return (
+        f"asyncbridge_ext log: {name}; records from this level on show in the cell "
+        "that produced them. `%asyncbridge --log off` stops it."
+    )

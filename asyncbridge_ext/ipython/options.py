@@ -6,8 +6,9 @@ Set the options in a config file (``ipython_config.py`` or ``ipython_kernel_conf
     c.AsyncBridge.timeout = 30
 
 or at runtime with ``%config AsyncBridge.timeout = 30``; ``%config AsyncBridge`` lists them.
-This module only declares and validates the options; :mod:`asyncbridge_ext.ipython.extension`
-acts on them.
+This module only declares and validates the options; the extension's Magics
+(:mod:`asyncbridge_ext.ipython.magics`) reads them, and
+:mod:`asyncbridge_ext.ipython.nested_setup` follows ``nested_run`` as it changes.
 """
 
 from __future__ import annotations

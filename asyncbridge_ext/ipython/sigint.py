@@ -26,7 +26,8 @@ after ``pre_handler_hook`` installs it; an async cell's handler is wrapped by a
 has installed it. ipykernel's save/restore stays consistent: what it saves is already
 wrapped, and what it restores replaces our wrapper of its own handler.
 :meth:`SigintForwarding.uninstall` puts the original handlers and the hook back. The
-extension installs it only in kernels that have subshells.
+extension's Magics installs it at load, only in kernels that have subshells
+(:meth:`SigintForwarding.for_shell`), and uninstalls it at unload.
 
 A side effect while installed: code that asks whether SIGINT is still Python's default
 (``signal.getsignal(SIGINT) is signal.default_int_handler``, as ``asyncio.Runner`` and
@@ -99,6 +100,20 @@ class SigintForwarding:
         self.events = events  # the shell's EventManager, for pre_execute
         self.active = False
         self._original_pre_handler_hook: Any = None
+
+    @classmethod
+    def for_shell(cls, shell: Any) -> SigintForwarding | None:
+        """The forwarding for ``shell``'s kernel, or ``None`` where none is needed.
+
+        Only kernels with subshells (ipykernel 7: a shell channel thread) run cells off
+        the main thread; elsewhere ipykernel's own handlers are left exactly as they are.
+        """
+        kernel = getattr(shell, "kernel", None)
+        if getattr(kernel, "shell_channel_thread", None) is None:
+            return None
+        if not hasattr(kernel, "pre_handler_hook"):
+            return None
+        return cls(kernel, getattr(shell, "events", None))
 
     def install(self) -> None:
         """Wrap the SIGINT handler now in force, the one ipykernel saved, and future ones."""

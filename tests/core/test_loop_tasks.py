@@ -20,7 +20,7 @@ import pytest
 import asyncbridge_ext.core._closing as closing
 from asyncbridge_ext import LoopThread, run_coroutine_in_new_loop
 from asyncbridge_ext.core._loop_tasks import ALL_TASKS_WALKS_THE_PROCESS
-from asyncbridge_ext.ipython._evaluate import LoopTasks
+from asyncbridge_ext.ipython._new_tasks import LoopTasks
 
 
 @pytest.fixture

@@ -64,7 +64,7 @@ def test_load_load_reload_unload_unload(kernel: Kernel) -> None:
 
     kernel.ok("%config AsyncBridge.timeout = 7")
     guards = (
-        "sum(type(c).__name__ == '_NestedRunGuard' for c in _ip.events.callbacks['pre_run_cell'])"
+        "sum(type(c).__name__ == 'NestedRunGuard' for c in _ip.events.callbacks['pre_run_cell'])"
     )
     for _ in range(3):
         kernel.ok("%reload_ext asyncbridge_ext")
@@ -99,6 +99,63 @@ def test_load_load_reload_unload_unload(kernel: Kernel) -> None:
     assert kernel.ok(FOOTPRINT).result == LOADED_NEST
     assert kernel.ok("%config AsyncBridge.timeout").result == "7.0"
     kernel.ok("%config AsyncBridge.timeout = None")
+
+
+# Every callback of the shell's events that belongs to us, as (event, owner's class) pairs,
+# and the ids of everyone else's, to check that those are left alone.
+HOOKS = """
+import logging
+def _owner(callback):
+    return getattr(callback, "__self__", callback)
+def _ours(callback):
+    return type(_owner(callback)).__module__.startswith("asyncbridge_ext")
+_events = get_ipython().events.callbacks
+(
+    sorted(
+        (event, type(_owner(cb)).__name__)
+        for event, cbs in _events.items() for cb in cbs if _ours(cb)
+    ),
+    sorted((event, id(cb)) for event, cbs in _events.items() for cb in cbs if not _ours(cb)),
+    len(logging.getLogger("asyncbridge_ext").handlers),
+)
+""".strip()
+
+WRAPPED = "getattr(asyncio.run, '__asyncbridge_redirect__', False)"
+BRIDGE = "next(c for c in get_ipython().configurables if type(c).__name__ == 'AsyncBridge')"
+
+
+def test_unload_leaves_no_hook_behind_and_reload_registers_each_once() -> None:
+    """Every hook the Magics registers goes on unload; a reload registers each exactly once."""
+    with start_kernel() as kernel:
+        kernel.ok("import asyncio")
+        before = kernel.ok(HOOKS).result
+        assert before is not None and before.startswith("([],"), before
+        kernel.ok("%load_ext asyncbridge_ext")
+        loaded = kernel.ok(HOOKS).result
+        assert loaded is not None
+        for hook in [
+            "('post_execute', 'CellWatch')",
+            "('post_run_cell', 'CellWatch')",
+            "('pre_execute', 'CellWatch')",
+            "('pre_run_cell', 'NestedRunGuard')",
+        ]:
+            assert loaded.count(hook) == 1, loaded
+        kernel.ok("%asyncbridge --log debug")
+        kernel.ok(f"first = {BRIDGE}")
+        for _ in range(2):
+            kernel.ok("%reload_ext asyncbridge_ext")
+            assert kernel.ok(HOOKS).result == loaded  # each once; the log handler is gone
+        # the options object of the first load no longer acts: its observer went with it
+        kernel.ok("first.nested_run = 'off'")
+        assert kernel.ok(WRAPPED).result == "True"
+        kernel.ok("%asyncbridge --log debug")
+        kernel.ok("%unload_ext asyncbridge_ext")
+        assert kernel.ok(HOOKS).result == before
+        kernel.ok(f"%load_ext asyncbridge_ext\nlast = {BRIDGE}")
+        kernel.ok("%unload_ext asyncbridge_ext")
+        kernel.ok("last.nested_run = 'thread'")
+        assert kernel.ok(WRAPPED).result == "False"
+        assert kernel.ok(HOOKS).result == before
 
 
 def test_config_shows_help_and_validates(kernel: Kernel) -> None:

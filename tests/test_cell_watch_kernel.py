@@ -10,8 +10,12 @@ stops answering fails the test with the cells still waiting, and is shut down.
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from kernel_harness import Cell, Kernel, start_kernel
@@ -220,6 +224,33 @@ def test_an_async_cell_raises_what_it_raises_without_the_extension() -> None:
     without, loaded = errors
     assert loaded == without
     assert all(error[:2] == ("ValueError", "from the cell") for error in loaded), loaded
+
+
+EMBEDDED_SHELL = """
+from IPython.core.interactiveshell import InteractiveShell
+shell = InteractiveShell.instance()
+shell.run_line_magic("load_ext", "asyncbridge_ext")
+shell.run_cell("import asyncio\\nawait asyncio.sleep(0)")
+shell.run_cell("print('marked running:', asyncio.events._get_running_loop())")
+"""
+
+
+def test_a_shell_that_runs_an_async_cell_in_a_loop_of_its_own_gets_no_loop_back(
+    tmp_path: Path,
+) -> None:
+    # IPython's own InteractiveShell (no kernel) starts a loop for such a cell after
+    # pre_execute and stops it before post_execute: that loop is not put back.
+    done = subprocess.run(
+        [sys.executable, "-c", EMBEDDED_SHELL],
+        env={**os.environ, "IPYTHONDIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "marked running: None" in done.stdout, done.stdout + done.stderr
+    assert "asyncbridge_ext: this cell" not in done.stderr, done.stderr
 
 
 REFUSALS = {

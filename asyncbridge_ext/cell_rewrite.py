@@ -24,7 +24,6 @@ magics' own bodies) are left alone: ``post_execute`` repairs those in time.
 from __future__ import annotations
 
 import ast
-import inspect
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -33,6 +32,8 @@ __all__ = ["AwaitingCellRewrite", "awaits_at_top_level", "rewrite"]
 
 #: What the rewritten cells call back, by key (one per CellWatch).
 _CALLBACKS: dict[int, Callable[[], None]] = {}
+_AWAITS = (ast.Await, ast.AsyncFor, ast.AsyncWith)
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)  # their awaits are their own
 _Node = TypeVar("_Node", bound=ast.AST)
 _values = threading.local()  # the last expression's value, between keep and take
 
@@ -57,16 +58,21 @@ def take() -> object:
 
 
 def awaits_at_top_level(tree: ast.Module) -> bool:
-    """True if ``tree`` compiles to coroutine code with top-level ``await`` allowed.
+    """True if ``tree`` awaits outside any function: ``await``, ``async for``, ``async with``
+    or an async comprehension, the code IPython and ipykernel run as a coroutine.
 
-    The test IPython and ipykernel use to run a cell as a coroutine. A tree that does not
-    compile is left for IPython to report: False.
+    Read from the tree, not by compiling it (a second compile would repeat the cell's
+    ``SyntaxWarning`` lines). An async generator expression alone counts too, though
+    Python 3.14 no longer runs that as a coroutine; rewriting such a cell is harmless.
     """
-    try:
-        code = compile(tree, "<cell>", "exec", ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
-    except (SyntaxError, ValueError, TypeError):
-        return False
-    return bool(code.co_flags & inspect.CO_COROUTINE)
+    pending: list[ast.AST] = list(tree.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, _AWAITS) or (isinstance(node, ast.comprehension) and node.is_async):
+            return True
+        if not isinstance(node, _SCOPES):
+            pending.extend(ast.iter_child_nodes(node))
+    return False
 
 
 def rewrite(tree: ast.Module, key: int) -> ast.Module:

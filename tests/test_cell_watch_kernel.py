@@ -139,6 +139,28 @@ def test_an_async_cell_whose_hijacking_call_raises_mid_cell_is_put_back(kernel: 
     assert loop_check.stdout == "True\n", loop_check.describe()
 
 
+def test_an_async_cell_that_goes_on_after_a_hijack_awaits_on_the_kernels_loop(
+    kernel: Kernel,
+) -> None:
+    # Put back after the statement, not at the end of the cell: the sleep's timer would
+    # otherwise go to the library's loop (or, from 3.14, no task step would start).
+    cells = [
+        kernel.submit(code, stop_on_error=False)
+        for code in (
+            "try:\n    page.title()\nexcept RuntimeError as exc:\n    caught = exc\n"
+            "await asyncio.sleep(0.01)\nprint('awaited', caught)",
+            "print('next')",
+        )
+    ]
+    wait_or_wedged(kernel, cells)
+    going_on, nxt = cells
+    assert going_on.status == "ok", going_on.describe() + going_on.traceback
+    assert going_on.stdout == "awaited Cannot switch to a different thread\n", going_on.describe()
+    assert going_on.stderr.count("asyncbridge_ext: this cell") == 1, going_on.describe()
+    assert HIJACK_HINT in going_on.stderr, going_on.describe()
+    assert nxt.stdout == "next\n", nxt.describe()
+
+
 def test_an_async_cell_shows_its_last_value_as_before(kernel: Kernel) -> None:
     cells = [
         kernel.submit(code, stop_on_error=False)

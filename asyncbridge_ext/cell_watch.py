@@ -136,9 +136,9 @@ class CellWatch:
 def _put_back(expected: asyncio.AbstractEventLoop | None) -> None:
     """Make ``expected`` this thread's running loop again, with one line, if it is not.
 
-    Not a loop that has stopped since: terminal IPython runs a cell that awaits at top
-    level in a loop of its own, started after ``pre_execute`` and done before
-    ``post_execute``.
+    Not a loop that has stopped since: IPython without a kernel (an ``InteractiveShell``
+    of its own) runs a cell that awaits at top level in a loop started after
+    ``pre_execute`` and stopped before ``post_execute``.
     """
     found = get_running_loop_or_none()
     if found is expected or (expected is not None and not expected.is_running()):

@@ -219,6 +219,21 @@ def test_only_the_own_code_of_a_cell_that_awaits_at_top_level_is_rewritten(
         assert cell.stdout == "False\n", cell.describe()
 
 
+def test_unload_and_reload_leave_one_rewrite_or_none() -> None:
+    count = (
+        "print(sum(type(t).__name__ == 'AwaitingCellRewrite' "
+        "for t in get_ipython().ast_transformers))"
+    )
+    with start_kernel() as kernel:
+        counts = []
+        for step in ("load", "reload", "unload"):
+            kernel.ok(f"%{step}_ext asyncbridge_ext")
+            counts.append(kernel.ok(count).stdout)
+        after = kernel.ok("import asyncio\nawait asyncio.sleep(0)\n" + REWRITTEN)
+    assert counts == ["1\n", "1\n", "0\n"], counts
+    assert after.stdout == "False\n", after.describe()
+
+
 FAILING = (
     "await asyncio.sleep(0)\nfail()\nprint('not reached')",
     "await asyncio.sleep(0)\nfail()",

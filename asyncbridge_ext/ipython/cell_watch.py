@@ -14,7 +14,15 @@ thread, or a subshell's):
   is put back at once, and the cell gets one line saying what happened and what to do.
   ``post_execute`` is triggered in a ``finally`` right after the cell's code, before
   ipykernel (6 and 7) awaits anything again, for sync and async cells alike; our hook
-  goes first among its callbacks.
+  goes first among its callbacks. That is in time for a sync cell only: ipykernel runs
+  a cell that awaits at top level as a task of its own and fires ``post_execute`` after
+  awaiting it, and by then (from Python 3.14, and sometimes on 3.11) the kernel is
+  wedged. So such a cell is rewritten (:mod:`asyncbridge_ext.ipython.cell_rewrite`) to do the
+  same check after each of its top-level statements, inside its own task, also when the
+  statement raised; ``post_execute`` then finds nothing left to do. Only with IPython's
+  default ``ast_node_interactivity = "last_expr"``: with another setting the cell is left
+  alone (rewritten statements would not display as that setting asks), and only
+  ``post_execute`` repairs it, too late for an async cell.
 - ``post_run_cell`` prints one line after the traceback when the cell failed with one of
   the known refusals (:mod:`asyncbridge_ext.ipython.refusals`). The exception is not touched.
 """
@@ -27,6 +35,7 @@ import threading
 from typing import Any
 
 from ..core.asyncio_internals import get_running_loop_or_none, loop_thread_id, set_running_loop
+from .cell_rewrite import AwaitingCellRewrite
 from .refusals import refusal_hint
 
 __all__ = ["CellWatch"]
@@ -45,17 +54,26 @@ class CellWatch:
             "post_execute": self.after_cell,
             "post_run_cell": self.after_run_cell,
         }
+        self._shell: Any = None
+        self._rewrite = AwaitingCellRewrite(id(self), self._rewrite_this_tree)
 
     def register(self, events_manager: Any) -> None:
-        """Register the hooks; the repair goes first among the ``post_execute`` callbacks."""
+        """Register the hooks; the repair goes first among the ``post_execute`` callbacks.
+
+        Also installs the rewrite of cells that await at top level in the events
+        manager's shell (``events_manager.shell``).
+        """
         for name in _HOOKS:
             events_manager.register(name, self._callbacks[name])
         callbacks = getattr(events_manager, "callbacks", {}).get("post_execute")
         if isinstance(callbacks, list) and self.after_cell in callbacks:
             callbacks.remove(self.after_cell)
             callbacks.insert(0, self.after_cell)
+        self._shell = getattr(events_manager, "shell", None)
+        self._rewrite.install(self._shell, self.during_cell)
 
     def unregister(self, events_manager: Any) -> None:
+        self._rewrite.uninstall(getattr(events_manager, "shell", None))
         for name in _HOOKS:
             try:
                 events_manager.unregister(name, self._callbacks[name])
@@ -71,18 +89,33 @@ class CellWatch:
     def before_cell(self) -> None:
         """``pre_execute``: note this thread's running loop (a stack: cells can nest)."""
         self._expected().append(get_running_loop_or_none())
+        self._local.tree_pending = True  # the next AST transform is this cell's own
+
+    def _rewrite_this_tree(self) -> bool:
+        """Asked by the AST transformer: is this the tree of the cell that just began?
+
+        Once per cell: trees that a magic transforms later in the cell (the body of a
+        ``%%in_thread`` or ``%%time`` cell) are not the cell's own and are left alone.
+        """
+        pending = bool(getattr(self._local, "tree_pending", False))
+        self._local.tree_pending = False
+        interactivity = getattr(self._shell, "ast_node_interactivity", None)
+        return pending and interactivity == "last_expr"
+
+    def during_cell(self) -> None:
+        """After each top-level statement of a rewritten cell, inside the cell's own task:
+        put the loop noted before the cell back if it was replaced."""
+        stack = self._expected()
+        if stack:
+            _put_back(stack[-1])
 
     def after_cell(self) -> None:
         """``post_execute``: put the loop noted before the cell back if it was replaced."""
+        self._local.tree_pending = False
         stack = self._expected()
         if not stack:
             return  # the extension was loaded during this cell
-        expected = stack.pop()
-        found = get_running_loop_or_none()
-        if found is expected:
-            return
-        set_running_loop(expected)
-        print(_hijack_message(found, expected), file=sys.stderr)
+        _put_back(stack.pop())
 
     def after_run_cell(self, result: Any = None) -> None:
         """``post_run_cell``: one line after the traceback of a known refusal."""
@@ -96,6 +129,20 @@ class CellWatch:
         if isinstance(source, str) and source.lstrip().startswith("%%in_thread"):
             return  # refused there too: a loop the thread kept (the hint would go in circles)
         print(hint, file=sys.stderr)
+
+
+def _put_back(expected: asyncio.AbstractEventLoop | None) -> None:
+    """Make ``expected`` this thread's running loop again, with one line, if it is not.
+
+    Not a loop that has stopped since: IPython without a kernel (an ``InteractiveShell``
+    of its own) runs a cell that awaits at top level in a loop started after
+    ``pre_execute`` and stopped before ``post_execute``.
+    """
+    found = get_running_loop_or_none()
+    if found is expected or (expected is not None and not expected.is_running()):
+        return
+    set_running_loop(expected)
+    print(_hijack_message(found, expected), file=sys.stderr)
 
 
 def _hijack_message(

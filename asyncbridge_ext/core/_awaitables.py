@@ -14,6 +14,8 @@ import math
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
+from .names import name_of
+
 T = TypeVar("T")
 
 
@@ -38,11 +40,6 @@ def check_grace(grace: float) -> float:
     if not 0 <= grace <= 60:
         raise ValueError(f"cancel_grace must be between 0 and 60 seconds, got {grace!r}")
     return float(grace)
-
-
-def _describe(obj: object) -> str:
-    name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
-    return f"{name}" if isinstance(name, str) else repr(obj)
 
 
 def as_coroutine(
@@ -76,14 +73,14 @@ def as_coroutine(
             f"rather than {call('asyncio.ensure_future(fetch())')}."
         )
     if inspect.iscoroutinefunction(awaitable) or inspect.isasyncgenfunction(awaitable):
-        function = _describe(awaitable)
+        function = name_of(awaitable)
         raise TypeError(
             f"{name} got the coroutine function {function}, not a coroutine. "
             f"Call it first: {call(function + '(...)')} rather than {call(function)}."
         )
     if inspect.isasyncgen(awaitable):
         raise TypeError(
-            f"{name} got an async generator ({_describe(awaitable)}), which cannot be "
+            f"{name} got an async generator ({name_of(awaitable)}), which cannot be "
             f"awaited. Wrap it in a coroutine, e.g. "
             f"`async def collect(): return [x async for x in gen]`, and pass "
             f"{call('collect()')}."

@@ -25,7 +25,7 @@ from .interrupts import INTERRUPTS
 
 T = TypeVar("T")
 
-logger = logging.getLogger("asyncbridge_ext")
+logger = logging.getLogger(__name__)
 
 #: How long one blocking wait lasts before the caller checks again. Short enough that
 #: a platform whose lock waits cannot be interrupted still reacts to Ctrl-C quickly.

@@ -12,7 +12,7 @@ from typing import Any
 
 from ._loop_tasks import FreshLoopTasks, unfinished_tasks
 
-logger = logging.getLogger("asyncbridge_ext")
+logger = logging.getLogger(__name__)
 
 
 #: References to the loop held, besides those at :meth:`FreshLoopTasks.note_start`, when

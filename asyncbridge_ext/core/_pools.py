@@ -28,7 +28,7 @@ from ._per_process import PerProcess
 
 __all__ = ["IDLE_SECONDS", "MAX_THREADS", "Job", "WorkerPool", "fresh_loop_pool", "thread_pool"]
 
-logger = logging.getLogger("asyncbridge_ext")
+logger = logging.getLogger(__name__)
 
 #: A worker with nothing to do for this long exits (the first one of ``run_in_thread``
 #: stays). The one idle timeout of both pools.

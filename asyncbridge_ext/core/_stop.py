@@ -41,7 +41,7 @@ from .loops import cancel_all_tasks, cancel_new_tasks, kept_loops, running_loops
 
 __all__ = ["StopRequested", "Stopper"]
 
-logger = logging.getLogger("asyncbridge_ext")
+logger = logging.getLogger(__name__)
 
 
 class StopRequested(KeyboardInterrupt):

@@ -20,6 +20,7 @@ from ._awaitables import check_grace, check_timeout, close_quietly
 from ._call import Call, release_caller, wait_for_outcome
 from ._pools import Job, thread_pool
 from ._stop import Stopper, StopRequested
+from .names import name_of
 
 __all__ = ["DEFAULT_THREAD_CANCEL_GRACE", "run_in_thread"]
 
@@ -141,7 +142,7 @@ def run_in_thread(
     if inspect.iscoroutine(result):
         close_quietly(result)
         raise TypeError(
-            f"run_in_thread() called {_describe(func)}, which returned a coroutine instead "
+            f"run_in_thread() called {name_of(func)}, which returned a coroutine instead "
             "of running it. For async code use run_coroutine_in_new_loop(coro), or let "
             "the thread run it: run_in_thread(asyncio.run, coro)."
         )
@@ -199,14 +200,9 @@ class FunctionJob(Job):
             self.stopper.end(landed=True)
 
 
-def _describe(func: object) -> str:
-    name = getattr(func, "__qualname__", None) or getattr(func, "__name__", None)
-    return name if isinstance(name, str) else f"{type(func).__name__} object"
-
-
 def _subject(func: object) -> str:
     """How messages name the work: ``the function fetch()`` or ``the callable X object``."""
-    name = _describe(func)
+    name = name_of(func)
     return f"the callable {name}" if name.endswith(" object") else f"the function {name}()"
 
 
@@ -214,12 +210,12 @@ def _check_function(func: object) -> None:
     """Raise a ``TypeError`` that says what to pass, for anything but a sync callable."""
     if inspect.iscoroutine(func):
         raise TypeError(
-            f"run_in_thread() got a coroutine ({_describe(func)}), not a function. "
+            f"run_in_thread() got a coroutine ({name_of(func)}), not a function. "
             "For async code use run_coroutine_in_new_loop(coro), or let the thread run "
             "it: run_in_thread(asyncio.run, coro)."
         )
     if inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func):
-        name = _describe(func)
+        name = name_of(func)
         raise TypeError(
             f"run_in_thread() got the coroutine function {name}, which cannot be called "
             f"synchronously. Use run_coroutine_in_new_loop({name}(...)), or "

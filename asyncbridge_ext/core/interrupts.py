@@ -17,7 +17,7 @@ from contextlib import contextmanager
 
 __all__ = ["INTERRUPTS", "Interrupts"]
 
-logger = logging.getLogger("asyncbridge_ext")
+logger = logging.getLogger(__name__)
 
 
 class Interrupts:

@@ -28,7 +28,7 @@ T = TypeVar("T")
 #: How timeout errors, warnings and ``%asyncbridge`` name a call's work and where it runs.
 SUBJECT, WHERE = "the coroutine", "on its loop thread"
 
-logger = logging.getLogger("asyncbridge_ext")
+logger = logging.getLogger(__name__)
 
 _names = itertools.count(1)
 

@@ -21,7 +21,7 @@ from .asyncio_internals import undo_archived_nest_patch
 
 __all__ = ["NestAsyncio", "NestBackend"]
 
-logger = logging.getLogger("asyncbridge_ext")
+logger = logging.getLogger(__name__)
 
 NestBackend = Literal["auto", "nest_asyncio2", "nest_asyncio"]
 

@@ -33,7 +33,7 @@ T = TypeVar("T")
 #: How timeout errors, warnings and ``%asyncbridge`` name the work and where it runs.
 SUBJECT, WHERE = "the coroutine", "on its loop thread"
 
-logger = logging.getLogger("asyncbridge_ext")
+logger = logging.getLogger(__name__)
 
 
 def run_coroutine_in_new_loop(

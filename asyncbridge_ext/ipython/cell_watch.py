@@ -151,9 +151,9 @@ def _hijack_message(
     if found is None:
         what = "cleared the running event loop of the kernel's thread"
     elif expected is None:
-        what = f"left {_describe(found)} as the running loop of this thread"
+        what = f"left {_describe_loop(found)} as the running loop of this thread"
     else:
-        what = f"left {_describe(found)} as the running loop of the kernel's thread"
+        what = f"left {_describe_loop(found)} as the running loop of the kernel's thread"
     return (
         f"asyncbridge_ext: this cell {what}, which stops the kernel from answering; put "
         "the kernel's loop back. A library object made in a %%in_thread cell (a "
@@ -163,7 +163,7 @@ def _hijack_message(
     )
 
 
-def _describe(loop: asyncio.AbstractEventLoop) -> str:
+def _describe_loop(loop: asyncio.AbstractEventLoop) -> str:
     """``the event loop <...> of thread 'name'``, as far as the thread can be told."""
     ident = loop_thread_id(loop, 0) or None  # asyncio's own loops, while they run
     names = {thread.ident: thread.name for thread in threading.enumerate()}

@@ -46,10 +46,11 @@ from types import FrameType
 from typing import Any
 
 from ..core.interrupts import INTERRUPTS
+from ..core.names import name_of
 
 __all__ = ["ForwardingHandler", "SigintForwarding"]
 
-logger = logging.getLogger("asyncbridge_ext")
+logger = logging.getLogger(__name__)
 
 
 class ForwardingHandler:
@@ -164,7 +165,7 @@ class SigintForwarding:
         current = signal.getsignal(signal.SIGINT)
         if isinstance(current, ForwardingHandler):
             return "installed"
-        return f"installed, but SIGINT is handled by {_describe(current)} right now"
+        return f"installed, but SIGINT is handled by {name_of(current, with_module=True)} right now"
 
     def _pre_handler_hook(self) -> None:
         """ipykernel's hook, then wrap the busy handler it installed (main thread only)."""
@@ -188,11 +189,3 @@ class SigintForwarding:
             logger.debug("no kernel loop to reach the main thread; SIGINT left alone")
             return
         io_loop.add_callback(step)
-
-
-def _describe(handler: Any) -> str:
-    name = getattr(handler, "__qualname__", None)
-    module = getattr(handler, "__module__", None)
-    if name and module:
-        return f"{module}.{name}"
-    return repr(handler)

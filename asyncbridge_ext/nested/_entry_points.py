@@ -18,7 +18,7 @@ from ..core.activity import ACTIVITY
 from ..core.asyncio_internals import get_running_loop_or_none as _get_running_loop
 from ._serve import close_runner
 
-__all__ = ["RUN", "WRAPPED_IN", "describe", "make_wrapper", "owner_of"]
+__all__ = ["RUN", "WRAPPED_IN", "make_wrapper", "owner_of"]
 
 RUN, RUNNER, RUNNER_CLOSE, UNTIL_COMPLETE, FOREVER = (
     "asyncio.run",
@@ -41,14 +41,6 @@ def owner_of(name: str) -> tuple[Any, str] | None:
     if name in (RUNNER, RUNNER_CLOSE):
         return asyncio.Runner, name.rpartition(".")[2]
     return asyncio.BaseEventLoop, name.rpartition(".")[2]
-
-
-def describe(obj: Any) -> str:
-    module = getattr(obj, "__module__", None) or "?"
-    name = getattr(obj, "__qualname__", None) or repr(obj)
-    if "<locals>" in name:  # a function defined inside another (nest_asyncio's run)
-        name = getattr(obj, "__name__", name)
-    return f"{module}.{name}"
 
 
 def make_wrapper(

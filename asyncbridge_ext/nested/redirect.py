@@ -55,11 +55,11 @@ from collections.abc import Callable
 from typing import Any
 
 from ..core.activity import ACTIVITY
+from ..core.names import name_of
 from ..core.nest import NestAsyncio, NestBackend
 from ._entry_points import (
     RUN,
     WRAPPED_IN,
-    describe,
     make_wrapper,
     owner_of,
 )
@@ -106,7 +106,7 @@ class _NestedRunRedirect:
             owner = owner_of(name)
             current = None if owner is None else getattr(owner[0], owner[1], None)
             if current is not wrapper:
-                found[name] = describe(current)
+                found[name] = name_of(current, with_module=True)
         return found
 
     def status(self) -> dict[str, Any]:

@@ -1,9 +1,9 @@
 """After every cell: the kernel's loop is the running loop again, and refusals get a pointer.
 
-:class:`CellWatch` is registered by the extension as three IPython event hooks, all
-public since IPython 7 (``pre_execute``, ``post_execute``, ``post_run_cell`` with
-``result.error_in_exec``), and runs on the thread that runs the cell (the kernel's main
-thread, or a subshell's):
+:class:`CellWatch` is built and registered by the Magics (:class:`~.magics.AsyncBridgeMagics`)
+as three IPython event hooks, all public since IPython 7 (``pre_execute``, ``post_execute``,
+``post_run_cell`` with ``result.error_in_exec``), and runs on the thread that runs the cell
+(the kernel's main thread, or a subshell's):
 
 - ``pre_execute`` notes asyncio's running-loop marker of this thread: the kernel's loop
   (``None`` in terminal IPython, where a plain cell runs with no loop).

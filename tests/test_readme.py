@@ -6,6 +6,7 @@ import pathlib
 import re
 
 import pytest
+
 from support.kernel_harness import start_kernel
 
 pytestmark = pytest.mark.kernel

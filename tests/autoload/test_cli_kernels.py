@@ -10,6 +10,14 @@ import json
 from pathlib import Path
 
 import pytest
+
+from asyncbridge_ext.autoload.enable import EXTENSION, disable, enable
+from asyncbridge_ext.autoload.status import (
+    config_dirs,
+    effective_extensions,
+    masking_warnings,
+    read_config_files,
+)
 from support.cli_helpers import (
     ANOTHER_EXTENSION,
     as_loaded_names,
@@ -18,14 +26,6 @@ from support.cli_helpers import (
     make_prefix_env,
     terminal_loaded_extensions,
     write_user_extensions,
-)
-
-from asyncbridge_ext.autoload.enable import EXTENSION, disable, enable
-from asyncbridge_ext.autoload.status import (
-    config_dirs,
-    effective_extensions,
-    masking_warnings,
-    read_config_files,
 )
 
 pytestmark = pytest.mark.timeout(180)

@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from support.cli_helpers import kernel_env, terminal_loaded_extensions, write_user_extensions
 
 from asyncbridge_ext.autoload import cli
 from asyncbridge_ext.autoload.enable import EXTENSION
+from support.cli_helpers import kernel_env, terminal_loaded_extensions, write_user_extensions
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ import sysconfig
 from pathlib import Path
 
 import pytest
-from support.cli_helpers import make_prefix_env
 
 from asyncbridge_ext.core.environment import (
     installed_version,
@@ -21,6 +20,7 @@ from asyncbridge_ext.core.environment import (
     nest_library_versions,
     version_tuple,
 )
+from support.cli_helpers import make_prefix_env
 
 
 def install_metadata(site: Path, distribution: str, version: str) -> None:

@@ -15,9 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from support.forked_child import exit_code_in_forked_child
 
 from asyncbridge_ext import run_coroutine_in_new_loop
+from support.forked_child import exit_code_in_forked_child
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="unset")
 

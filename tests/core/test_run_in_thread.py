@@ -15,11 +15,11 @@ from typing import Any
 import anyio
 import pytest
 from asgiref.sync import async_to_sync
-from support.forked_child import exit_code_in_forked_child
-from support.thread_pool_check import WAIT, assert_no_worker_left, retire_idle_workers
 
 from asyncbridge_ext import run_coroutine_in_new_loop, run_in_thread
 from asyncbridge_ext.core._pools import thread_pool
+from support.forked_child import exit_code_in_forked_child
+from support.thread_pool_check import WAIT, assert_no_worker_left, retire_idle_workers
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="unset")
 

@@ -11,13 +11,13 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from support.thread_pool_check import WAIT, assert_no_worker_left, retire_idle_workers
 
 from asyncbridge_ext import run_coroutine_in_new_loop, run_in_thread
 from asyncbridge_ext.core._pools import thread_pool
 from asyncbridge_ext.core.activity import ACTIVITY
 from asyncbridge_ext.core.interrupts import INTERRUPTS
 from asyncbridge_ext.core.workers import worker_status
+from support.thread_pool_check import WAIT, assert_no_worker_left, retire_idle_workers
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -9,12 +9,12 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from support.thread_pool_check import WAIT
 
 from asyncbridge_ext import run_coroutine_in_new_loop, run_in_thread
 from asyncbridge_ext.core._call import Call
 from asyncbridge_ext.core._pools import Job, WorkerPool, fresh_loop_pool, thread_pool
 from asyncbridge_ext.core.workers import IDLE_SECONDS, worker_status
+from support.thread_pool_check import WAIT
 
 NONE = {"busy": 0, "idle": 0, "abandoned": 0}
 

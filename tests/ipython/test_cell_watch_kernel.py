@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from support.kernel_harness import Cell, Kernel, start_kernel
 
 pytestmark = pytest.mark.kernel

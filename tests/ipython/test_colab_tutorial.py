@@ -10,6 +10,7 @@ own result, and nothing may hang.
 from __future__ import annotations
 
 import pytest
+
 from support.kernel_harness import start_kernel
 
 pytestmark = pytest.mark.kernel

@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from support.kernel_harness import Kernel, start_kernel
 
 from asyncbridge_ext.core.environment import installed_version, version_tuple
 from asyncbridge_ext.ipython.diagnostics import render_text
+from support.kernel_harness import Kernel, start_kernel
 
 pytestmark = pytest.mark.kernel
 

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.kernel_harness import Kernel, start_kernel
 
 from asyncbridge_ext.core.environment import installed_version, version_tuple
+from support.kernel_harness import Kernel, start_kernel
 
 pytestmark = pytest.mark.kernel
 

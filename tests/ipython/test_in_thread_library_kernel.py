@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from support.kernel_harness import Kernel, start_kernel
 
 pytestmark = pytest.mark.kernel

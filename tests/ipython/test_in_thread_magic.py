@@ -9,6 +9,7 @@ import re
 from collections.abc import Iterator
 
 import pytest
+
 from support.kernel_harness import TRACEBACKS_SAY_CELL_IN, Kernel, start_kernel, usage_error
 
 pytestmark = pytest.mark.kernel

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+
 from support.kernel_harness import Kernel, start_kernel
 
 pytestmark = pytest.mark.kernel

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+
 from support.kernel_harness import GATHER_BINDS_TO_RUNNING_LOOP, Kernel, start_kernel, usage_error
 
 pytestmark = pytest.mark.kernel

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from support.kernel_harness import start_kernel
 
 pytestmark = pytest.mark.kernel

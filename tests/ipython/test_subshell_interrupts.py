@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from support.kernel_harness import Cell, Kernel, start_kernel
 
 from asyncbridge_ext.core.environment import installed_version, version_tuple
+from support.kernel_harness import Cell, Kernel, start_kernel
 
 IPYKERNEL = installed_version("ipykernel") or "0"
 

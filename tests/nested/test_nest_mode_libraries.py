@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+
 from support.kernel_harness import Kernel, start_kernel
 
 pytestmark = pytest.mark.kernel

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Iterator
 
 import pytest
+
 from support.kernel_harness import GATHER_BINDS_TO_RUNNING_LOOP, Kernel, start_kernel
 
 pytestmark = pytest.mark.kernel

@@ -16,6 +16,7 @@ from typing import Any
 
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
+
 from support.kernel_harness import ipc_transport
 
 USER_EXTENSIONS = ("userext_a", "userext_b", "userext_c", "userext_d")

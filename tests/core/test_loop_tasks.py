@@ -20,6 +20,7 @@ import pytest
 import asyncbridge_ext.core._closing as closing
 from asyncbridge_ext import LoopThread, run_coroutine_in_new_loop
 from asyncbridge_ext.core._loop_tasks import ALL_TASKS_WALKS_THE_PROCESS
+from support.blocked import Blocked
 
 
 @pytest.fixture
@@ -34,19 +35,6 @@ def walks(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
 
     monkeypatch.setattr(closing, "unfinished_tasks", counting)
     yield counted
-
-
-class Blocked:
-    """A coroutine that waits forever and records that its ``finally`` ran."""
-
-    def __init__(self) -> None:
-        self.finally_ran = threading.Event()
-
-    async def wait_forever(self) -> None:
-        try:
-            await asyncio.Event().wait()
-        finally:
-            self.finally_ran.set()
 
 
 def _direct_task(blocked: Blocked) -> Coroutine[Any, Any, int]:

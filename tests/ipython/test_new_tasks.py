@@ -14,19 +14,7 @@ import pytest
 
 from asyncbridge_ext import run_coroutine_in_new_loop
 from asyncbridge_ext.ipython._new_tasks import LoopTasks
-
-
-class Blocked:
-    """A coroutine that waits forever and records that its ``finally`` ran."""
-
-    def __init__(self) -> None:
-        self.finally_ran = threading.Event()
-
-    async def wait_forever(self) -> None:
-        try:
-            await asyncio.Event().wait()
-        finally:
-            self.finally_ran.set()
+from support.blocked import Blocked
 
 
 def _tagging_factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> Any:

@@ -20,6 +20,8 @@ register and unregister their hooks.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from types import CodeType
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -109,6 +111,26 @@ class AsyncBridgeMagics(Magics):
         self.cell_watch.unregister(events)
         self.nested_setup.stop(events)
 
+    def _line_expression(
+        self,
+        name: str,
+        magic: Callable[..., Any],
+        line: str,
+        evaluate: Callable[[CodeType, dict[str, Any], str, float | None], Any],
+    ) -> Any:
+        """``%name [--timeout S] EXPR`` on the cell's thread; a refusal is a UsageError."""
+        __tracebackhide__ = True
+        options, expr = split_leading_options(line)
+        args = parse_argstring(magic, options)
+        source, code = compile_line_expression(self.shell, f"%{name}", expr)
+        ACTIVITY.count(f"magic.{name}")
+        namespace: dict[str, Any] = self.shell.user_ns  # type: ignore[union-attr]
+        try:
+            return evaluate(code, namespace, source, self._timeout(args))
+        except ExpressionRejected as exc:
+            message = str(exc)
+        raise UsageError(message)  # outside the except block: no chained traceback
+
     def _timeout(self, args: argparse.Namespace) -> float | None:
         timeout: float | None = args.timeout
         return timeout if timeout is not None else self.bridge.timeout
@@ -141,16 +163,7 @@ class AsyncBridgeMagics(Magics):
             %run_async --timeout 5 asyncio.sleep(1, result="done")
         """
         __tracebackhide__ = True
-        options, expr = split_leading_options(line)
-        args = parse_argstring(self.run_async, options)
-        source, code = compile_line_expression(self.shell, "%run_async", expr)
-        ACTIVITY.count("magic.run_async")
-        namespace: dict[str, Any] = self.shell.user_ns  # type: ignore[union-attr]
-        try:
-            return run_async_expression(code, namespace, source, self._timeout(args))
-        except ExpressionRejected as exc:
-            message = str(exc)
-        raise UsageError(message)  # outside the except block: no chained traceback
+        return self._line_expression("run_async", self.run_async, line, run_async_expression)
 
     @no_var_expand
     @plain_help
@@ -231,16 +244,7 @@ class AsyncBridgeMagics(Magics):
     def _evaluate_in_thread(self, line: str) -> Any:
         """``%in_thread [--timeout S] EXPR``: EXPR's value, evaluated on a loop-free worker."""
         __tracebackhide__ = True
-        options, expr = split_leading_options(line)
-        args = parse_argstring(self.in_thread, options)
-        source, code = compile_line_expression(self.shell, "%in_thread", expr)
-        ACTIVITY.count("magic.in_thread")
-        namespace: dict[str, Any] = self.shell.user_ns  # type: ignore[union-attr]
-        try:
-            return evaluate_in_thread(code, namespace, source, self._timeout(args))
-        except ExpressionRejected as exc:
-            message = str(exc)
-        raise UsageError(message)  # outside the except block: no chained traceback
+        return self._line_expression("in_thread", self.in_thread, line, evaluate_in_thread)
 
     def _run_cell_in_thread(self, line: str, cell: str) -> Any:
         """``%%in_thread [--timeout S]``: run the cell on a loop-free worker; its last value."""
